@@ -1,0 +1,1 @@
+//! Debian packages fetched with `apt-get download` for the data they ship.

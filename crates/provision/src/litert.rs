@@ -1,0 +1,1 @@
+//! The LiteRT shared library, taken from its pinned PyPI wheel.
