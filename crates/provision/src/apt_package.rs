@@ -513,6 +513,7 @@ fn relative_path_in_package(path_in_package: &str) -> Result<PathBuf, ProvisionE
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
