@@ -1,0 +1,290 @@
+//! The `quantize` stage: checks its inputs, runs the conversion script in
+//! the managed environment or the mode's Docker image, then reports on the
+//! model and fails when it does not match the requested mode.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use stage_api::{
+    InputSpec, OutputSpec, PythonScript, Stage, StageContext, StageError, StageResult,
+};
+
+use crate::analysis::ModelAnalysis;
+use crate::export_manifest::{Export, ExportFormat, InputTensor, Normalization};
+use crate::mode_check::{Expectation, check};
+use crate::params::{IoType, Mode, QuantizeParams};
+use crate::report::{ConversionFacts, QuantizeReport, REPORT_FILE};
+use crate::val_records::val_shards;
+
+/// The conversion script, relative to the workspace root.
+pub const SCRIPT: &str = "crates/stage-quantize/python/quantize.py";
+/// The converted model's file name in the output directory.
+pub const MODEL_FILE: &str = "model.tflite";
+
+pub struct QuantizeStage;
+
+impl Stage for QuantizeStage {
+    type Params = QuantizeParams;
+    const KIND: &'static str = "quantize";
+    const DESCRIPTION: &'static str = "Converts an exported detector to TFLite (float32, float16, \
+        dynamic, full_int8 or toco) and fails when the result does not match the mode.";
+    const USES_PYTHON: bool = true;
+
+    fn inputs() -> Vec<InputSpec> {
+        vec![
+            InputSpec::one(
+                "model",
+                "the export stage's `exported/` directory (with export.json)",
+            ),
+            InputSpec::optional(
+                "records",
+                "the dataset's records directory; its val-*.tfrecord shards calibrate full_int8",
+            ),
+        ]
+    }
+
+    fn outputs() -> Vec<OutputSpec> {
+        vec![
+            OutputSpec::new("model", "model.tflite"),
+            OutputSpec::new(
+                "report",
+                "quantize.json: ops, dtypes, float tensors, size, time",
+            ),
+        ]
+    }
+
+    fn run(ctx: &StageContext, params: QuantizeParams) -> Result<StageResult, StageError> {
+        let export = Export::load(ctx.input("model")?)
+            .map_err(|e| StageError::input(format!("input `model`: {e}")))?;
+        let mut warnings = plan_warnings(&params);
+        check_mode_fits_export(&params, &export)?;
+        let records = match params.mode {
+            Mode::FullInt8 => {
+                let dir = ctx.optional_input("records")?.ok_or_else(|| {
+                    StageError::input(
+                        "mode `full_int8` calibrates on the val split: add \
+                         `records: ${<dataset stage>.records}` to this stage's inputs",
+                    )
+                })?;
+                val_shards(dir).map_err(|e| StageError::input(format!("input `records`: {e}")))?
+            }
+            _ => Vec::new(),
+        };
+        let model_path = ctx.output_path(MODEL_FILE);
+        let request = ConversionRequest::new(&params, &export, records, &model_path);
+        ctx.progress(0, Some(1), format!("converting to {}", params.mode));
+        let result = run_script(ctx, params.mode, &request)?;
+        let size = std::fs::metadata(&model_path)
+            .map_err(|e| StageError::io(format!("reading {}", model_path.display()), e))?
+            .len();
+        let expected_input = expected_input_dtype(&params);
+        let facts = ConversionFacts {
+            mode: params.mode,
+            requested_input_type: expected_input.to_owned(),
+            source_format: export.manifest.format,
+            quantization_aware: export.manifest.quantization_aware,
+            tensorflow_version: result.tensorflow_version,
+            model_size_bytes: size,
+            conversion_seconds: result.conversion_seconds,
+            calibration_images: result.calibration_images,
+        };
+        let mut report = QuantizeReport::new(facts, &result.analysis);
+        warnings.extend(result.warnings);
+        let outcome = check(
+            Expectation {
+                mode: params.mode,
+                input_dtype: expected_input,
+            },
+            &result.analysis,
+        );
+        match &outcome {
+            Ok(check_warnings) => warnings.extend(check_warnings.iter().cloned()),
+            Err(mismatch) => {
+                report.matches_mode = false;
+                report.problems = mismatch.problems.clone();
+            }
+        }
+        report.warnings = warnings.clone();
+        write_report(ctx, &report)?;
+        if let Err(mismatch) = outcome {
+            return Err(StageError::Other(format!(
+                "{}: {mismatch}",
+                model_path.display()
+            )));
+        }
+        Ok(StageResult {
+            summary: Some(report.summary()),
+            warnings,
+            ..StageResult::default()
+        }
+        .output("model", MODEL_FILE)
+        .output("report", REPORT_FILE)
+        .metric("model_size_bytes", report.model_size_bytes)
+        .metric("conversion_seconds", report.conversion_seconds)
+        .metric("op_total", report.op_total as u64)
+        .metric("float_compute_ops", report.float_compute_ops.len() as u64)
+        .metric("float_tensors", report.float_tensors.len() as u64)
+        .metric("calibration_images", u64::from(report.calibration_images))
+        .metric(
+            "input_dtype",
+            report
+                .inputs
+                .first()
+                .map(|t| t.dtype.clone())
+                .unwrap_or_default(),
+        ))
+    }
+}
+
+/// The dtype the model's input must have for the mode.
+pub fn expected_input_dtype(params: &QuantizeParams) -> &'static str {
+    match params.mode {
+        Mode::FullInt8 => params.io_type.dtype(),
+        Mode::Toco => "uint8",
+        Mode::Float32 | Mode::Float16 | Mode::Dynamic => "float32",
+    }
+}
+
+fn plan_warnings(params: &QuantizeParams) -> Vec<String> {
+    let mut warnings = Vec::new();
+    if params.mode != Mode::FullInt8 && params.io_type != IoType::Float {
+        warnings.push(format!(
+            "`io_type: {}` applies to mode full_int8 only and was ignored (toco inputs are uint8)",
+            params.io_type.dtype()
+        ));
+    }
+    warnings
+}
+
+/// Rejects mode/export pairs that cannot convert, before any Python runs.
+fn check_mode_fits_export(params: &QuantizeParams, export: &Export) -> Result<(), StageError> {
+    let manifest = &export.manifest;
+    let path = export.manifest_path.display();
+    if params.mode == Mode::Toco {
+        if manifest.format != ExportFormat::FrozenGraph {
+            return Err(StageError::input(format!(
+                "mode `toco` converts a frozen graph (format `frozen_graph`, tflite_graph.pb) \
+                 with the legacy converter, but {path} describes a SavedModel; export with the \
+                 TF1 exporter (export_tflite_ssd_graph.py) or use mode `full_int8`"
+            )));
+        }
+        if !manifest.quantization_aware {
+            return Err(StageError::input(format!(
+                "mode `toco` needs a quantization-aware graph whose FakeQuant ops give every \
+                 activation its range, but {path} says `quantization_aware: false` (TOCO would \
+                 abort with \"does not have MinMax information\"); train with quantization or \
+                 use mode `full_int8`"
+            )));
+        }
+    }
+    if params.mode == Mode::FullInt8 && params.num_calibration_images == 0 {
+        return Err(StageError::input(
+            "`num_calibration_images` is 0; full_int8 needs images to calibrate activation \
+             ranges (about 100 is the usual choice)",
+        ));
+    }
+    Ok(())
+}
+
+/// The JSON the conversion script reads.
+#[derive(Debug, Serialize)]
+pub struct ConversionRequest<'a> {
+    pub mode: Mode,
+    pub model_format: ExportFormat,
+    pub model_path: &'a Path,
+    pub input: &'a InputTensor,
+    pub output_names: &'a [String],
+    pub normalization: &'a Normalization,
+    pub records: Vec<PathBuf>,
+    pub num_calibration_images: u32,
+    pub io_type: &'static str,
+    pub toco_input_stats: TocoInputStats,
+    pub output_path: &'a Path,
+    pub analyze_only: bool,
+}
+
+/// `quantized_input_stats` of the legacy converter: uint8 = mean + value × std_dev.
+#[derive(Debug, Serialize)]
+pub struct TocoInputStats {
+    pub mean: f64,
+    pub std_dev: f64,
+}
+
+impl<'a> ConversionRequest<'a> {
+    pub fn new(
+        params: &QuantizeParams,
+        export: &'a Export,
+        records: Vec<PathBuf>,
+        output_path: &'a Path,
+    ) -> Self {
+        Self {
+            mode: params.mode,
+            model_format: export.manifest.format,
+            model_path: &export.model_path,
+            input: &export.manifest.input,
+            output_names: &export.manifest.outputs,
+            normalization: &export.manifest.normalization,
+            records,
+            num_calibration_images: params.num_calibration_images,
+            io_type: params.io_type.dtype(),
+            toco_input_stats: TocoInputStats {
+                mean: params.toco_mean_value,
+                std_dev: params.toco_std_dev_value,
+            },
+            output_path,
+            analyze_only: false,
+        }
+    }
+}
+
+/// What the conversion script wrote back.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConversionResult {
+    #[serde(default)]
+    pub conversion_seconds: f64,
+    #[serde(default)]
+    pub calibration_images: u32,
+    #[serde(default)]
+    pub tensorflow_version: Option<String>,
+    pub analysis: ModelAnalysis,
+    #[serde(default)]
+    pub warnings: Vec<String>,
+}
+
+/// The script for a mode: TOCO runs in the TF 1.15 image under Docker.
+fn script_for(mode: Mode) -> PythonScript {
+    let image = if mode == Mode::Toco {
+        "toco"
+    } else {
+        "odapi-tf2"
+    };
+    PythonScript::new(SCRIPT).in_image(image)
+}
+
+fn run_script(
+    ctx: &StageContext,
+    mode: Mode,
+    request: &impl Serialize,
+) -> Result<ConversionResult, StageError> {
+    let value = script_for(mode).run(ctx, request)?;
+    serde_json::from_value(value).map_err(|e| {
+        StageError::Other(format!(
+            "{SCRIPT} returned a result this stage does not understand: {e}"
+        ))
+    })
+}
+
+/// Describes an existing .tflite model without converting anything.
+pub fn analyze_model(ctx: &StageContext, model: &Path) -> Result<ModelAnalysis, StageError> {
+    let request = serde_json::json!({ "analyze_only": true, "output_path": model });
+    run_script(ctx, Mode::Float32, &request).map(|r| r.analysis)
+}
+
+fn write_report(ctx: &StageContext, report: &QuantizeReport) -> Result<(), StageError> {
+    let path = ctx.output_path(REPORT_FILE);
+    let bytes = serde_json::to_vec_pretty(report)
+        .map_err(|e| StageError::Other(format!("cannot encode {REPORT_FILE}: {e}")))?;
+    stage_api::write_atomic(&path, &bytes)
+        .map_err(|e| StageError::io(format!("writing {}", path.display()), e))
+}
