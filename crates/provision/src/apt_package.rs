@@ -5,8 +5,8 @@
 //! temporary directory, its SHA-256 is checked against the one apt's signed
 //! package lists record, the wanted file is extracted with `dpkg-deb -x` and
 //! moved into `cache_home()/apt/<package>_<version>/<path in package>`; the
-//! rest is deleted. A file already in that place is returned at once, so
-//! calling [`ensure_file`] again costs one `apt-cache show`.
+//! rest is deleted. A file already in the cache is returned at once, without
+//! asking apt (a stat or two), so pipelines keep reading the same bytes.
 
 use std::io::Read;
 use std::path::{Component, Path, PathBuf};
@@ -36,8 +36,8 @@ pub struct PackageFile {
     pub version: String,
 }
 
-/// The file `path_in_package` of the Debian package `package` (its candidate
-/// version), downloaded and extracted on first use; returns its cached path.
+/// The file `path_in_package` of the Debian package `package`, downloaded
+/// (candidate version) and extracted on first use; returns its cached path.
 ///
 /// ```no_run
 /// let video = provision::apt_package::ensure_file(
@@ -91,33 +91,23 @@ impl AptFiles {
             .join(format!("{package}_{}", version.replace(':', "%3a")))
     }
 
-    /// The file of the candidate version, fetched if not cached yet.
-    ///
-    /// When apt knows no candidate (package lists missing and no way to
-    /// update them) a version already in the cache is used instead.
+    /// The file from the cache when any version of the package provided it
+    /// before (no apt call at all: data stays the same from run to run);
+    /// otherwise the candidate version's file, downloaded and extracted.
     pub fn ensure(
         &self,
         package: &str,
         path_in_package: &str,
     ) -> Result<PackageFile, ProvisionError> {
         check_package_name(package)?;
-        relative_path_in_package(path_in_package)?;
-        let record = match candidate_record(package) {
-            Ok(record) => record,
-            Err(err) => match self.any_cached_version(package, path_in_package)? {
-                Some(cached) => return Ok(cached),
-                None => return Err(err),
-            },
-        };
-        let path = self.cached_path(package, &record.version, path_in_package)?;
-        if path.is_file() {
-            return Ok(PackageFile {
-                path,
-                package: record.package,
-                version: record.version,
-            });
+        if let Some(cached) = self.any_cached_version(package, path_in_package)? {
+            return Ok(cached);
         }
-        self.fetch(&record, path_in_package, &path)?;
+        let record = candidate_record(package)?;
+        let path = self.cached_path(package, &record.version, path_in_package)?;
+        if !path.is_file() {
+            self.fetch(&record, path_in_package, &path)?;
+        }
         Ok(PackageFile {
             path,
             package: record.package,
