@@ -633,6 +633,57 @@ mod tests {
         );
     }
 
+    /// The whole path on a small real package: download, verify, extract,
+    /// then a second call served from the cache. Needs apt and its lists.
+    #[test]
+    fn fetches_one_file_of_a_small_package_then_reuses_it() {
+        let lists_known = ToolCommand::new("apt-cache")
+            .args(["show", "--no-all-versions", "hello"])
+            .quiet()
+            .run()
+            .is_ok_and(|out| out.stdout.contains("Package: hello"));
+        if !lists_known {
+            eprintln!("skipped: apt-cache knows no package `hello` (not Debian, or no lists)");
+            return;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let files = AptFiles::new(dir.path());
+        let first = files
+            .ensure("hello", "usr/share/doc/hello/copyright")
+            .unwrap();
+        assert_eq!(first.package, "hello");
+        let expected = files.cached_path("hello", &first.version, "usr/share/doc/hello/copyright");
+        assert_eq!(first.path, expected.unwrap());
+        let text = std::fs::read_to_string(&first.path).unwrap();
+        assert!(text.contains("GNU hello"), "{text}");
+        // Only the one file is kept: no .deb, no other files, no work dirs.
+        let entries: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        assert_eq!(
+            entries,
+            [format!("hello_{}", first.version).replace(':', "%3a")]
+        );
+        assert!(!dir.path().join(entries[0].clone()).join("usr/bin").exists());
+        assert_eq!(
+            files
+                .ensure("hello", "usr/share/doc/hello/copyright")
+                .unwrap(),
+            first
+        );
+        let err = files
+            .ensure("hello", "usr/share/doc/hello/missing")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("has no file `usr/share/doc/hello/missing`"),
+            "{err}"
+        );
+        let entries = std::fs::read_dir(dir.path()).unwrap().count();
+        assert_eq!(entries, 1, "a failed fetch leaves no work directory behind");
+    }
+
     #[test]
     fn a_download_is_checked_against_apt_size_and_hash() {
         let dir = tempfile::tempdir().unwrap();
