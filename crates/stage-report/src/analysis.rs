@@ -1,0 +1,263 @@
+//! Turns bench results into the report's model: ordered variants with sizes,
+//! deltas and speedups relative to the float reference, target verdicts,
+//! provenance and notes. Renderers only format what this computes.
+
+use std::collections::BTreeMap;
+
+use serde_json::Value;
+
+use crate::bench::LoadedBench;
+use crate::error::ReportError;
+use crate::metrics::{InputRecord, METRICS_SCHEMA, MetricsDoc, VariantMetrics};
+use crate::targets::{self, TargetThresholds};
+use crate::variant::Role;
+
+/// How to build a report.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ReportOptions {
+    pub title: String,
+    /// The variant deltas are relative to; default: the float32 variant.
+    pub reference_variant: Option<String>,
+    pub thresholds: TargetThresholds,
+    /// Extra notes from the pipeline author, shown verbatim.
+    pub notes: Vec<String>,
+}
+
+/// Everything the renderers need.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Report {
+    pub doc: MetricsDoc,
+    /// Raw latency samples (ms), parallel to `doc.variants`.
+    pub samples: Vec<Vec<f64>>,
+    /// Honest notes on what the numbers are and are not.
+    pub notes: Vec<String>,
+}
+
+const MB: f64 = 1024.0 * 1024.0;
+
+/// Builds the report model. Rows are ordered float32, float16, dynamic,
+/// full-integer, QAT, Edge TPU, other; ties keep the input order.
+pub fn analyze(benches: Vec<LoadedBench>, options: &ReportOptions) -> Result<Report, ReportError> {
+    if benches.is_empty() {
+        return Err(ReportError::NoBenches);
+    }
+    for (i, a) in benches.iter().enumerate() {
+        if let Some(b) = benches[..i]
+            .iter()
+            .find(|b| b.result.variant == a.result.variant)
+        {
+            return Err(ReportError::DuplicateVariant {
+                variant: a.result.variant.clone(),
+                first: b.path.clone(),
+                second: a.path.clone(),
+            });
+        }
+    }
+    let mut benches = benches;
+    benches.sort_by_key(|b| Role::of(&b.result));
+
+    let reference = match &options.reference_variant {
+        Some(name) => benches.iter().find(|b| &b.result.variant == name),
+        None => benches
+            .iter()
+            .find(|b| Role::of(&b.result) == Role::Float32),
+    };
+    let reference_name = reference.map(|b| b.result.variant.clone());
+    let ref_size = reference.map(|b| b.result.model_size_bytes as f64);
+    let ref_mean = reference.and_then(|b| b.result.latency_mean());
+    let ref_map50 = reference.and_then(|b| b.result.map50());
+    let ref_map = reference.and_then(|b| b.result.map());
+
+    let mut variants = Vec::with_capacity(benches.len());
+    let mut samples = Vec::with_capacity(benches.len());
+    for bench in &benches {
+        let r = &bench.result;
+        let role = Role::of(r);
+        let latency = r.latency.clone().unwrap_or_default();
+        let edgetpu = r.edgetpu.clone().unwrap_or_default();
+        let quant = r.quantization_error.clone().unwrap_or_default();
+        let accuracy = r.accuracy.clone().unwrap_or_default();
+        let size = r.model_size_bytes as f64;
+        let mean = latency.mean_ms;
+        variants.push(VariantMetrics {
+            variant: r.variant.clone(),
+            role: Some(role),
+            scheme: r.scheme.clone(),
+            runtime: r.runtime.clone(),
+            input_dtype: r.input_dtype.clone(),
+            output_dtype: r.output_dtype.clone(),
+            no_device: r.no_device(),
+            edgetpu_compiled: edgetpu.compiled,
+            ops_predicted: !edgetpu.compiled && (edgetpu.predicted || edgetpu.tpu_ops.is_some()),
+            first_cpu_op: edgetpu.first_cpu_op.clone(),
+            size_bytes: Some(size),
+            size_mb: Some(round(size / MB)),
+            size_vs_reference: ref_size.filter(|s| *s > 0.0).map(|s| round(size / s)),
+            tpu_ops: edgetpu.tpu_ops.map(f64::from),
+            cpu_ops: edgetpu.cpu_ops.map(f64::from),
+            threads: r.threads.map(f64::from),
+            init_ms: latency.init_ms,
+            first_inference_ms: latency.first_ms,
+            latency_mean_ms: mean,
+            latency_std_ms: latency.std_ms,
+            latency_min_ms: latency.min_ms,
+            latency_p50_ms: latency.p50_ms,
+            latency_p90_ms: latency.p90_ms,
+            latency_p99_ms: latency.p99_ms,
+            latency_max_ms: latency.max_ms,
+            latency_samples: (!latency.samples_ms.is_empty())
+                .then_some(latency.samples_ms.len() as f64),
+            fps: r
+                .fps
+                .or_else(|| mean.filter(|m| *m > 0.0).map(|m| round(1000.0 / m))),
+            speedup_vs_reference: match (ref_mean, mean) {
+                (Some(base), Some(m)) if m > 0.0 => Some(round(base / m)),
+                _ => None,
+            },
+            preprocess_ms: r.preprocess_ms,
+            map: accuracy.map,
+            map50: accuracy.map50,
+            ar100: accuracy.ar100,
+            delta_map50_points: delta_points(accuracy.map50, ref_map50),
+            delta_map_points: delta_points(accuracy.map, ref_map),
+            quant_box_mae: quant.box_mae,
+            quant_score_mae: quant.score_mae,
+            quant_matched_iou: quant.matched_iou,
+            quant_detections_gained: quant.gained.map(|n| n as f64),
+            quant_detections_lost: quant.lost.map(|n| n as f64),
+            peak_rss_mb: r.peak_rss_bytes.map(|b| round(b as f64 / MB)),
+        });
+        samples.push(latency.samples_ms.clone());
+    }
+
+    let targets = targets::evaluate(&variants, reference_name.as_deref(), &options.thresholds);
+    let notes = notes(&benches, &variants, reference_name.as_deref(), options);
+    let doc = MetricsDoc {
+        schema: METRICS_SCHEMA.to_owned(),
+        title: options.title.clone(),
+        reference_variant: reference_name,
+        variants,
+        targets,
+        provenance: provenance(&benches),
+        inputs: benches
+            .iter()
+            .map(|b| InputRecord {
+                file: b
+                    .path
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default(),
+                variant: b.result.variant.clone(),
+                blake3: b.digest.clone(),
+            })
+            .collect(),
+        baseline: None,
+    };
+    Ok(Report {
+        doc,
+        samples,
+        notes,
+    })
+}
+
+/// Rounds derived values to 6 decimals so JSON carries no float noise.
+fn round(x: f64) -> f64 {
+    (x * 1e6).round() / 1e6
+}
+
+fn delta_points(value: Option<f64>, reference: Option<f64>) -> Option<f64> {
+    Some(round((value? - reference?) * 100.0))
+}
+
+/// Merges the bench results' provenance: one line per key, distinct values
+/// in row order.
+fn provenance(benches: &[LoadedBench]) -> BTreeMap<String, String> {
+    let mut merged: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for bench in benches {
+        for (key, value) in &bench.result.provenance {
+            let text = match value {
+                Value::String(s) => s.clone(),
+                Value::Null => continue,
+                other => other.to_string(),
+            };
+            let values = merged.entry(key.clone()).or_default();
+            if !values.contains(&text) {
+                values.push(text);
+            }
+        }
+    }
+    merged.into_iter().map(|(k, v)| (k, v.join("; "))).collect()
+}
+
+fn notes(
+    benches: &[LoadedBench],
+    variants: &[VariantMetrics],
+    reference: Option<&str>,
+    options: &ReportOptions,
+) -> Vec<String> {
+    let mut notes = Vec::new();
+    let cpu: Vec<&VariantMetrics> = variants
+        .iter()
+        .filter(|v| !v.no_device && v.latency_mean_ms.is_some())
+        .collect();
+    if !cpu.is_empty() {
+        let mut threads: Vec<String> = cpu
+            .iter()
+            .filter_map(|v| v.threads)
+            .map(|t| format!("{t}"))
+            .collect();
+        threads.dedup();
+        let runtimes: Vec<String> = {
+            let mut r: Vec<String> = cpu.iter().filter_map(|v| v.runtime.clone()).collect();
+            r.sort();
+            r.dedup();
+            r
+        };
+        notes.push(format!(
+            "Latency and FPS were measured on this machine's CPU{}{}, not on an Edge TPU. \
+             They are not comparable with the published Coral Dev Board figures shown for reference.",
+            if runtimes.is_empty() { String::new() } else { format!(" ({})", runtimes.join(", ")) },
+            if threads.is_empty() { String::new() } else { format!(" with {} thread(s)", threads.join("/")) },
+        ));
+    }
+    for v in variants.iter().filter(|v| v.no_device) {
+        notes.push(format!(
+            "`{}`: no Edge TPU device was present, so it has no latency; no CPU number is shown under an Edge TPU label.",
+            v.variant
+        ));
+    }
+    if variants.iter().any(|v| v.ops_predicted) {
+        notes.push(
+            "Op counts marked \"predicted\" come from static analysis of the model's ops \
+             (edgetpu_compiler was not run); a real compile may map fewer ops."
+                .to_owned(),
+        );
+    }
+    match reference {
+        None => notes.push(
+            "No float32 variant: size ratios, speedups and accuracy deltas are not shown.".to_owned(),
+        ),
+        Some(name) => notes.push(format!(
+            "Δ mAP@.5 is in percentage points versus `{name}`; size × and speedup are relative to it too."
+        )),
+    }
+    let tiny: Vec<&str> = benches
+        .iter()
+        .filter(|b| {
+            b.result
+                .accuracy
+                .as_ref()
+                .and_then(|a| a.images)
+                .is_some_and(|n| n < 100)
+        })
+        .map(|b| b.result.variant.as_str())
+        .collect();
+    if !tiny.is_empty() {
+        notes.push(format!(
+            "Accuracy of {} comes from fewer than 100 validation images: differences of a few points are within noise.",
+            tiny.iter().map(|v| format!("`{v}`")).collect::<Vec<_>>().join(", ")
+        ));
+    }
+    notes.extend(options.notes.iter().cloned());
+    notes
+}

@@ -1,0 +1,102 @@
+//! The comparison report of a pipeline run.
+//!
+//! Reads the bench stage's `bench.json` files (one per model variant) and
+//! writes `report.md`, a self-contained `report.html` with inline SVG plots,
+//! and `metrics.json` (one entry per variant; also the format a later run
+//! compares against as its baseline). Output depends only on the inputs, so
+//! the stage caches well: no clocks, no absolute paths.
+
+#![cfg_attr(test, allow(clippy::unwrap_used))]
+
+pub mod analysis;
+pub mod baseline;
+pub mod bench;
+pub mod error;
+pub mod format;
+pub mod html;
+pub mod markdown;
+pub mod metrics;
+pub mod plots;
+pub mod reference;
+pub mod targets;
+pub mod variant;
+
+use std::path::{Path, PathBuf};
+
+pub use analysis::{Report, ReportOptions, analyze};
+pub use bench::{BenchResult, LoadedBench};
+pub use error::ReportError;
+pub use metrics::{METRICS_SCHEMA, MetricsDoc};
+
+/// File names of the outputs inside the output directory.
+pub const MARKDOWN_FILE: &str = "report.md";
+pub const HTML_FILE: &str = "report.html";
+pub const METRICS_FILE: &str = "metrics.json";
+
+/// A baseline to compare against and how to name it in the report.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BaselineSource {
+    pub path: PathBuf,
+    /// Shown in the report (the path as the user gave it).
+    pub label: String,
+}
+
+/// Builds the report from bench result files, optionally diffed against a
+/// baseline, and writes the three outputs into `out_dir` atomically.
+pub fn generate(
+    benches: &[PathBuf],
+    options: &ReportOptions,
+    baseline: Option<&BaselineSource>,
+    out_dir: &Path,
+) -> Result<Report, ReportError> {
+    let loaded = benches
+        .iter()
+        .map(|p| LoadedBench::load(p))
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut report = analyze(loaded, options)?;
+    if let Some(source) = baseline {
+        let old = baseline::load(&source.path)?;
+        report.doc.baseline = Some(baseline::diff(&report.doc, &old, &source.label));
+    }
+    write_outputs(&report, out_dir)?;
+    Ok(report)
+}
+
+/// Writes `report.md`, `report.html` and `metrics.json` into `out_dir`.
+pub fn write_outputs(report: &Report, out_dir: &Path) -> Result<(), ReportError> {
+    std::fs::create_dir_all(out_dir).map_err(|source| ReportError::Write {
+        path: out_dir.to_path_buf(),
+        source,
+    })?;
+    let metrics = serde_json::to_string_pretty(&report.doc).map_err(|e| ReportError::Encode {
+        what: "metrics.json",
+        detail: e.to_string(),
+    })?;
+    let html = html::render(report)?;
+    let markdown = markdown::render(report);
+    for (name, text) in [
+        (MARKDOWN_FILE, markdown),
+        (HTML_FILE, html),
+        (METRICS_FILE, metrics + "\n"),
+    ] {
+        let path = out_dir.join(name);
+        stage_api::write_atomic(&path, text.as_bytes()).map_err(|source| ReportError::Write {
+            path: path.clone(),
+            source,
+        })?;
+    }
+    Ok(())
+}
+
+/// The metrics document as recorded in the lock file: the per-variant values
+/// and target verdicts (without provenance, inputs or a baseline), so a later
+/// run can use the lock itself as its baseline.
+pub fn lock_metrics(doc: &MetricsDoc) -> serde_json::Value {
+    let compact = MetricsDoc {
+        provenance: Default::default(),
+        inputs: Vec::new(),
+        baseline: None,
+        ..doc.clone()
+    };
+    serde_json::to_value(compact).unwrap_or(serde_json::Value::Null)
+}

@@ -1,0 +1,475 @@
+//! End-to-end checks of the report on a synthetic set of bench results with
+//! known values: table cells, deltas, target verdicts, self-contained HTML,
+//! metrics.json fields, determinism and the baseline diff.
+
+#![allow(clippy::unwrap_used)]
+
+use std::path::{Path, PathBuf};
+
+use serde_json::{Value, json};
+use stage_report::metrics::{MetricsDoc, Verdict};
+use stage_report::{BaselineSource, ReportOptions, generate};
+
+const MB: u64 = 1024 * 1024;
+
+/// One bench.json with latency samples spread around `mean`.
+fn bench(variant: &str, scheme: &str, size: u64, mean: f64, map50: f64) -> Value {
+    let samples: Vec<f64> = [-1.0, -0.5, 0.0, 0.0, 0.5, 1.0, 6.0]
+        .iter()
+        .map(|d| mean + d)
+        .collect();
+    json!({
+        "variant": variant,
+        "model_size_bytes": size,
+        "scheme": scheme,
+        "input_dtype": if scheme.contains("int8") || scheme == "toco" { "uint8" } else { "float32" },
+        "output_dtype": "float32",
+        "runtime": "litert-cpu",
+        "threads": 1,
+        "latency": {
+            "init_ms": 5.0, "first_ms": mean * 2.0, "mean_ms": mean, "std_ms": 2.1,
+            "min_ms": mean - 1.0, "p50_ms": mean, "p90_ms": mean + 1.0, "p99_ms": mean + 5.5,
+            "max_ms": mean + 6.0, "samples_ms": samples
+        },
+        "fps": 1000.0 / mean,
+        "preprocess_ms": 1.25,
+        "accuracy": {"map": map50 / 2.0, "map50": map50, "ar100": 0.5, "images": 200},
+        "peak_rss_bytes": 50 * MB,
+        "provenance": {"dataset": "vtest.avi, teacher-labelled", "training_start": "from scratch"},
+        "a_field_the_report_does_not_know": [1, 2, 3]
+    })
+}
+
+fn with(mut value: Value, key: &str, extra: Value) -> Value {
+    value[key] = extra;
+    value
+}
+
+fn synthetic() -> Vec<Value> {
+    let predicted = json!({"compiled": false, "predicted": true, "tpu_ops": 62, "cpu_ops": 2, "first_cpu_op": "CUSTOM"});
+    vec![
+        // Deliberately out of order: the report sorts by scheme.
+        with(
+            bench("full_int8 PTQ", "full_int8", MB, 20.0, 0.66),
+            "edgetpu",
+            predicted.clone(),
+        ),
+        bench("float32", "float32", 4 * MB, 40.0, 0.70),
+        bench("float16", "float16", 2 * MB, 41.0, 0.70),
+        bench("dynamic", "dynamic", MB + MB / 4, 30.0, 0.69),
+        with(
+            bench("QAT + toco", "toco", MB, 19.0, 0.69),
+            "quantization_error",
+            json!({"box_mae": 0.0123, "score_mae": 0.0456, "matched_iou": 0.912, "gained": 3, "lost": 1}),
+        ),
+        json!({
+            "variant": "full_int8 PTQ on Edge TPU", "model_size_bytes": MB + MB / 8,
+            "scheme": "full_int8", "runtime": "no device",
+            "edgetpu": {"compiled": true, "predicted": false, "tpu_ops": 64, "cpu_ops": 1, "runtime": "no device"}
+        }),
+    ]
+}
+
+fn write_benches(dir: &Path, benches: &[Value]) -> Vec<PathBuf> {
+    benches
+        .iter()
+        .enumerate()
+        .map(|(i, b)| {
+            let sub = dir.join(format!("bench{i}"));
+            std::fs::create_dir_all(&sub).unwrap();
+            let path = sub.join("bench.json");
+            std::fs::write(&path, serde_json::to_vec_pretty(b).unwrap()).unwrap();
+            path
+        })
+        .collect()
+}
+
+fn options() -> ReportOptions {
+    ReportOptions {
+        title: "synthetic run".into(),
+        ..Default::default()
+    }
+}
+
+fn read(dir: &Path, name: &str) -> String {
+    std::fs::read_to_string(dir.join(name)).unwrap()
+}
+
+#[test]
+fn metrics_carry_sizes_deltas_and_speedups() {
+    let dir = tempfile::tempdir().unwrap();
+    let paths = write_benches(dir.path(), &synthetic());
+    let out = dir.path().join("out");
+    generate(&paths, &options(), None, &out).unwrap();
+    let doc: MetricsDoc = serde_json::from_str(&read(&out, "metrics.json")).unwrap();
+    assert_eq!(doc.schema, "edgepipe.report.metrics/1");
+    assert_eq!(doc.reference_variant.as_deref(), Some("float32"));
+    let names: Vec<&str> = doc.variants.iter().map(|v| v.variant.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "float32",
+            "float16",
+            "dynamic",
+            "full_int8 PTQ",
+            "QAT + toco",
+            "full_int8 PTQ on Edge TPU"
+        ]
+    );
+    let int8 = &doc.variants[3];
+    assert_eq!(int8.size_mb, Some(1.0));
+    assert_eq!(int8.size_vs_reference, Some(0.25));
+    assert_eq!(int8.delta_map50_points, Some(-4.0));
+    assert_eq!(int8.delta_map_points, Some(-2.0));
+    assert_eq!(int8.speedup_vs_reference, Some(2.0));
+    assert_eq!(int8.fps, Some(50.0));
+    assert_eq!(int8.tpu_ops, Some(62.0));
+    assert!(int8.ops_predicted);
+    assert_eq!(int8.latency_samples, Some(7.0));
+    assert_eq!(int8.peak_rss_mb, Some(50.0));
+    assert_eq!(doc.variants[2].size_vs_reference, Some(0.3125));
+    let tpu = &doc.variants[5];
+    assert!(tpu.no_device && tpu.edgetpu_compiled && !tpu.ops_predicted);
+    assert_eq!(tpu.latency_mean_ms, None);
+    assert_eq!(tpu.fps, None);
+    let qat = &doc.variants[4];
+    assert_eq!(qat.quant_matched_iou, Some(0.912));
+    assert_eq!(qat.delta_map50_points, Some(-1.0));
+    assert_eq!(doc.provenance["dataset"], "vtest.avi, teacher-labelled");
+    assert_eq!(doc.inputs.len(), 6);
+    assert_eq!(doc.inputs[0].variant, "float32");
+    assert_eq!(doc.inputs[0].blake3.len(), 64);
+
+    // Raw JSON: absent values are omitted rather than written as zero.
+    let raw: Value = serde_json::from_str(&read(&out, "metrics.json")).unwrap();
+    assert!(raw["variants"][5].get("latency_mean_ms").is_none());
+    assert_eq!(raw["variants"][3]["role"], "full_int8");
+}
+
+#[test]
+fn targets_are_met_or_missed_from_the_numbers() {
+    let dir = tempfile::tempdir().unwrap();
+    let paths = write_benches(dir.path(), &synthetic());
+    let report = generate(&paths, &options(), None, &dir.path().join("out")).unwrap();
+    let t = &report.doc.targets;
+    assert_eq!(t[0].id, "ptq_map50_drop");
+    assert_eq!(t[0].verdict, Verdict::Missed);
+    assert_eq!(t[0].measured, Some(4.0));
+    assert_eq!(t[0].variant.as_deref(), Some("full_int8 PTQ"));
+    assert_eq!(t[1].id, "qat_map50_drop");
+    assert_eq!(t[1].verdict, Verdict::Met);
+    assert_eq!(t[1].measured, Some(1.0));
+    assert_eq!(t[2].id, "int8_cpu_speedup");
+    assert_eq!(t[2].verdict, Verdict::Met);
+    assert_eq!(t[2].measured, Some(2.0));
+
+    // Without a float32 variant nothing can be evaluated, and nothing is claimed.
+    let no_float: Vec<Value> = synthetic()
+        .into_iter()
+        .filter(|b| b["variant"] != "float32")
+        .collect();
+    let paths = write_benches(&dir.path().join("nf"), &no_float);
+    let report = generate(&paths, &options(), None, &dir.path().join("out2")).unwrap();
+    assert!(
+        report
+            .doc
+            .targets
+            .iter()
+            .all(|t| t.verdict == Verdict::NotEvaluated)
+    );
+    assert_eq!(report.doc.variants[0].delta_map50_points, None);
+}
+
+#[test]
+fn markdown_table_rows_show_the_values() {
+    let dir = tempfile::tempdir().unwrap();
+    let paths = write_benches(dir.path(), &synthetic());
+    let out = dir.path().join("out");
+    generate(&paths, &options(), None, &out).unwrap();
+    let md = read(&out, "report.md");
+    assert!(md.starts_with("# synthetic run\n"), "{md}");
+    let rows = [
+        "| float32 | float32 | 4.00 | 1.00× | — | 40.00 | 40.00 | 45.50 | 25.0 | 35.0 | 70.0 | ±0.0 |",
+        "| full_int8 PTQ | full_int8 | 1.00 | 0.25× | 62 / 2 (predicted) | 20.00 | 20.00 | 25.50 | 50.0 | 33.0 | 66.0 | −4.0 |",
+        "| QAT + toco | toco | 1.00 | 0.25× | — | 19.00 | 19.00 | 24.50 | 52.6 | 34.5 | 69.0 | −1.0 |",
+        "| full_int8 PTQ on Edge TPU | full_int8 | 1.12 | 0.28× | 64 / 1 | no device | no device | no device | no device | — | — | — |",
+    ];
+    for row in rows {
+        assert!(md.contains(row), "missing row\n{row}\nin\n{md}");
+    }
+    assert!(md.contains("| full-integer PTQ mAP@.5 within 3 points of float | full_int8 PTQ | 4.00 points drop | ❌ missed |"), "{md}");
+    assert!(md.contains("| QAT + TOCO mAP@.5 within 1.5 points of float | QAT + toco | 1.00 points drop | ✅ met |"), "{md}");
+    assert!(
+        md.contains("| post-training quantization | 6.6 | 152 | full_int8 PTQ | 20.00 | 50.0 |"),
+        "{md}"
+    );
+    assert!(
+        md.contains("| quantization-aware training | 6.1 | 164 | QAT + toco | 19.00 | 52.6 |"),
+        "{md}"
+    );
+    assert!(md.contains("## Published Edge TPU reference (not measured here)"));
+    assert!(md.contains("no Edge TPU device was present"));
+    assert!(md.contains("- **training_start**: from scratch"));
+}
+
+#[test]
+fn html_is_self_contained_with_three_plots() {
+    let dir = tempfile::tempdir().unwrap();
+    let paths = write_benches(dir.path(), &synthetic());
+    let out = dir.path().join("out");
+    generate(&paths, &options(), None, &out).unwrap();
+    let html = read(&out, "report.html");
+    assert!(html.starts_with("<!DOCTYPE html>"));
+    for forbidden in [
+        "http://", "https://", "<script", "<link", " src=", "url(", "@import",
+    ] {
+        assert!(
+            !html.contains(forbidden),
+            "report.html contains {forbidden}"
+        );
+    }
+    assert_eq!(html.matches("<svg").count(), 3);
+    assert_eq!(html.matches("</svg>").count(), 3);
+    assert!(html.contains("Published reference — not measured here"));
+    assert!(html.contains("<td>no device</td>") || html.contains(">no device</span>"));
+    assert!(html.contains("full_int8 PTQ"));
+    // Box plot of the float32 samples: the outlier (46 ms) is drawn apart.
+    assert!(html.contains("median 40.00"), "box plot labels");
+}
+
+#[test]
+fn same_inputs_give_identical_bytes() {
+    let dir = tempfile::tempdir().unwrap();
+    let paths = write_benches(dir.path(), &synthetic());
+    let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+    generate(&paths, &options(), None, &a).unwrap();
+    // Same contents from other paths: the report does not depend on where the cache is.
+    let paths2 = write_benches(&dir.path().join("elsewhere"), &synthetic());
+    generate(&paths2, &options(), None, &b).unwrap();
+    for name in ["report.md", "report.html", "metrics.json"] {
+        assert_eq!(read(&a, name), read(&b, name), "{name} differs");
+    }
+}
+
+fn changed_run() -> Vec<Value> {
+    synthetic()
+        .into_iter()
+        .filter(|b| b["variant"] != "dynamic")
+        .map(|b| {
+            if b["variant"] == "full_int8 PTQ" {
+                let mut b = b;
+                b["accuracy"]["map50"] = json!(0.68);
+                b["latency"]["mean_ms"] = json!(16.0);
+                b
+            } else {
+                b
+            }
+        })
+        .chain([bench("float16 v2", "float16", 2 * MB, 40.0, 0.70)])
+        .collect()
+}
+
+#[test]
+fn baseline_diff_from_metrics_json() {
+    let dir = tempfile::tempdir().unwrap();
+    let old_out = dir.path().join("old");
+    generate(
+        &write_benches(&dir.path().join("o"), &synthetic()),
+        &options(),
+        None,
+        &old_out,
+    )
+    .unwrap();
+    let source = BaselineSource {
+        path: old_out.join("metrics.json"),
+        label: "old/metrics.json".into(),
+    };
+    let new_out = dir.path().join("new");
+    let report = generate(
+        &write_benches(&dir.path().join("n"), &changed_run()),
+        &options(),
+        Some(&source),
+        &new_out,
+    )
+    .unwrap();
+    let diff = report.doc.baseline.as_ref().unwrap();
+    assert_eq!(diff.source, "old/metrics.json");
+    assert_eq!(diff.added, ["float16 v2"]);
+    assert_eq!(diff.removed, ["dynamic"]);
+    let row = |variant: &str, metric: &str| {
+        diff.rows
+            .iter()
+            .find(|r| r.variant == variant && r.metric == metric)
+            .unwrap()
+            .clone()
+    };
+    let map50 = row("full_int8 PTQ", "map50");
+    assert_eq!((map50.baseline, map50.current), (Some(0.66), Some(0.68)));
+    assert_eq!(map50.change, Some(0.02));
+    let delta = row("full_int8 PTQ", "delta_map50_points");
+    assert_eq!(delta.change, Some(2.0));
+    let mean = row("full_int8 PTQ", "latency_mean_ms");
+    assert_eq!(
+        (mean.change, mean.change_percent),
+        (Some(-4.0), Some(-20.0))
+    );
+    assert_eq!(row("float32", "map50").change, Some(0.0));
+    // Headline metrics first, in a fixed order.
+    let first: Vec<&str> = diff
+        .rows
+        .iter()
+        .filter(|r| r.variant == "float32")
+        .take(3)
+        .map(|r| r.metric.as_str())
+        .collect();
+    assert_eq!(first, ["size_mb", "latency_mean_ms", "latency_p50_ms"]);
+    let ptq = diff
+        .targets
+        .iter()
+        .find(|t| t.id == "ptq_map50_drop")
+        .unwrap();
+    assert_eq!(
+        (ptq.baseline, ptq.current),
+        (Some(Verdict::Missed), Verdict::Met)
+    );
+
+    let md = read(&new_out, "report.md");
+    assert!(md.contains("## Change versus baseline"));
+    assert!(
+        md.contains("| full_int8 PTQ | latency_mean_ms | 20 | 16 | −4 | −20% |"),
+        "{md}"
+    );
+    assert!(md.contains("Variants only in the baseline: dynamic."));
+    let metrics: Value = serde_json::from_str(&read(&new_out, "metrics.json")).unwrap();
+    assert_eq!(metrics["baseline"]["removed"][0], "dynamic");
+}
+
+#[test]
+fn baseline_from_a_lock_file_that_embeds_the_report_metrics() {
+    let dir = tempfile::tempdir().unwrap();
+    let old = generate(
+        &write_benches(&dir.path().join("o"), &synthetic()),
+        &options(),
+        None,
+        &dir.path().join("old"),
+    )
+    .unwrap();
+    // A lock as the orchestrator records it: stage metrics include the report's.
+    let lock = json!({
+        "version": 1,
+        "stages": {
+            "bench_int8": {"key": "abc", "metrics": {"map50": 0.66}},
+            "report": {"key": "def", "metrics": {"variants": 6, "report": stage_report::lock_metrics(&old.doc)}}
+        }
+    });
+    let lock_path = dir.path().join("pipeline.lock");
+    std::fs::write(&lock_path, serde_yaml::to_string(&lock).unwrap()).unwrap();
+    let source = BaselineSource {
+        path: lock_path.clone(),
+        label: "pipeline.lock".into(),
+    };
+    let report = generate(
+        &write_benches(&dir.path().join("n"), &changed_run()),
+        &options(),
+        Some(&source),
+        &dir.path().join("new"),
+    )
+    .unwrap();
+    let diff = report.doc.baseline.unwrap();
+    let fps = diff
+        .rows
+        .iter()
+        .find(|r| r.variant == "full_int8 PTQ" && r.metric == "fps")
+        .unwrap();
+    assert_eq!(fps.baseline, Some(50.0));
+
+    // A lock without a report stage says what to give instead.
+    std::fs::write(&lock_path, "stages: {bench: {metrics: {map50: 0.5}}}\n").unwrap();
+    let err = generate(
+        &write_benches(&dir.path().join("m"), &synthetic()),
+        &options(),
+        Some(&source),
+        &dir.path().join("x"),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains("pipeline.lock") && err.contains("holds no report metrics"),
+        "{err}"
+    );
+}
+
+#[test]
+fn bad_inputs_fail_naming_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut benches = synthetic();
+    benches[1]
+        .as_object_mut()
+        .unwrap()
+        .remove("model_size_bytes");
+    let paths = write_benches(dir.path(), &benches);
+    let err = generate(&paths, &options(), None, &dir.path().join("out"))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains(&paths[1].display().to_string()) && err.contains("model_size_bytes"),
+        "{err}"
+    );
+
+    let twice = vec![
+        bench("a", "float32", 1, 1.0, 0.5),
+        bench("a", "float16", 1, 1.0, 0.5),
+    ];
+    let paths = write_benches(&dir.path().join("dup"), &twice);
+    let err = generate(&paths, &options(), None, &dir.path().join("out"))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("both named `a`"), "{err}");
+
+    let err = generate(&[], &options(), None, &dir.path().join("out"))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("no bench results"), "{err}");
+}
+
+#[test]
+fn stage_binary_runs_a_request() {
+    let dir = tempfile::tempdir().unwrap();
+    let paths = write_benches(dir.path(), &synthetic());
+    let out = dir.path().join("out");
+    std::fs::create_dir(&out).unwrap();
+    let request = json!({
+        "protocol": stage_api::PROTOCOL_VERSION,
+        "kind": "report",
+        "stage": "report",
+        "params": {"title": "stage run", "targets": {"ptq_max_map50_drop_points": 5.0}},
+        "inputs": {"benches": paths},
+        "output_dir": out,
+        "result_path": dir.path().join("result.json"),
+        "scratch_dir": dir.path().join("scratch"),
+        "workspace_root": dir.path(),
+        "executor": {"kind": "local"},
+        "cache_key": "k"
+    });
+    let request_path = dir.path().join("request.json");
+    std::fs::write(&request_path, serde_json::to_vec(&request).unwrap()).unwrap();
+    let status = std::process::Command::new(env!("CARGO_BIN_EXE_stage-report"))
+        .arg("run")
+        .arg(&request_path)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let result: stage_api::StageResult =
+        serde_json::from_slice(&std::fs::read(dir.path().join("result.json")).unwrap()).unwrap();
+    assert_eq!(result.outputs["html"], Path::new("report.html"));
+    assert_eq!(result.metrics["targets_met"], 3);
+    assert_eq!(
+        result.metrics["report"]["schema"],
+        "edgepipe.report.metrics/1"
+    );
+    assert_eq!(
+        result.summary.as_deref(),
+        Some("6 variants, targets met 3/3")
+    );
+    assert!(read(&out, "report.md").starts_with("# stage run\n"));
+}
