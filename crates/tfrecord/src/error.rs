@@ -63,6 +63,12 @@ pub enum FeatureError {
     },
     #[error("feature `{key}` holds {found} values, expected exactly one")]
     NotScalar { key: String, found: usize },
+    #[error("feature `{key}` holds {found} values, expected one per box ({expected})")]
+    LengthMismatch {
+        key: String,
+        found: usize,
+        expected: usize,
+    },
 }
 
 /// Why a split's shard files in a directory do not form a complete set.

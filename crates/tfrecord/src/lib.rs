@@ -7,11 +7,14 @@
 //! checksums ([`RecordReader`]), names sharded outputs the way TensorFlow
 //! tools do (`train-00000-of-00004.tfrecord`, [`shard`]), and defines the
 //! `tf.train.Example` protobuf messages ([`example`]) so stages can build and
-//! parse Object Detection API records without TensorFlow.
+//! parse Object Detection API records ([`od`]) without TensorFlow.
+
+#![cfg_attr(test, allow(clippy::unwrap_used))]
 
 mod crc;
 mod error;
 pub mod example;
+pub mod od;
 mod reader;
 pub mod shard;
 mod writer;
@@ -20,7 +23,8 @@ pub use crc::masked_crc32c;
 pub use error::{FeatureError, RecordError, ShardError};
 pub use example::{BytesList, Example, Feature, Features, FloatList, Int64List};
 pub use reader::RecordReader;
-pub use writer::{RecordWriter, frame_record, framed_len};
+pub use shard::{ShardSummary, ShardedWriter, find_shards, shard_file_name};
+pub use writer::{PendingFile, RecordWriter, frame_example, frame_record, framed_len};
 
 /// Bytes of framing around each payload: length, its CRC, and the payload CRC.
 pub const FRAME_OVERHEAD: usize = 8 + 4 + 4;

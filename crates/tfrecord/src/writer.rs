@@ -25,6 +25,22 @@ pub fn frame_record(payload: &[u8], out: &mut Vec<u8>) {
     out.extend_from_slice(&footer);
 }
 
+/// Serializes `example` straight into a framed record: one allocation and
+/// one copy of the payload, however large its image bytes are.
+pub fn frame_example(example: &Example) -> Vec<u8> {
+    let payload_len = prost::Message::encoded_len(example);
+    let mut out = Vec::with_capacity(framed_len(payload_len));
+    out.extend_from_slice(&[0u8; 12]);
+    // A Vec grows as needed, so encoding into it cannot run out of space.
+    let _ = prost::Message::encode(example, &mut out);
+    let length = (payload_len as u64).to_le_bytes();
+    out[..8].copy_from_slice(&length);
+    out[8..12].copy_from_slice(&masked_crc32c(&length).to_le_bytes());
+    let footer = masked_crc32c(&out[12..]).to_le_bytes();
+    out.extend_from_slice(&footer);
+    out
+}
+
 /// The 12 bytes before a payload and the 4 after it.
 fn frame_parts(payload: &[u8]) -> ([u8; 12], [u8; 4]) {
     let length = (payload.len() as u64).to_le_bytes();
@@ -232,6 +248,16 @@ mod tests {
         assert_eq!(out[8..12], masked_crc32c(&3u64.to_le_bytes()).to_le_bytes());
         assert_eq!(&out[12..15], b"abc");
         assert_eq!(out[15..], masked_crc32c(b"abc").to_le_bytes());
+    }
+
+    #[test]
+    fn frame_example_equals_framing_the_encoded_example() {
+        let example = Example::new()
+            .with("image/encoded", crate::Feature::bytes_one(vec![9u8; 1000]))
+            .with("image/width", crate::Feature::int64_one(640));
+        let mut expected = Vec::new();
+        frame_record(&example.to_bytes(), &mut expected);
+        assert_eq!(frame_example(&example), expected);
     }
 
     #[test]

@@ -1,0 +1,3 @@
+//! `cargo xtask bench-tfrecord` (placeholder until the benchmark lands).
+
+fn main() {}
