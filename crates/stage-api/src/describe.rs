@@ -88,16 +88,17 @@ pub(crate) fn params_from_schema(schema: &Value) -> Vec<ParamSpec> {
         .unwrap_or_default();
     properties
         .iter()
-        .map(|(name, prop)| {
-            let prop = resolve(schema, prop);
+        .map(|(name, field)| {
+            let prop = resolve(schema, field);
+            // A field's own default and doc win over those of the type it refers to.
+            let own = |key: &str| field.get(key).or_else(|| prop.get(key));
             ParamSpec {
                 name: name.clone(),
                 ty: type_name(schema, prop),
                 required: required.contains(&name.as_str()),
-                default: prop.get("default").cloned(),
+                default: own("default").cloned(),
                 choices: choices(schema, prop),
-                doc: prop
-                    .get("description")
+                doc: own("description")
                     .and_then(Value::as_str)
                     .unwrap_or_default()
                     .replace('\n', " "),

@@ -199,6 +199,7 @@ mod tests {
         assert_eq!(text.ty, "string");
         let format = d.params.iter().find(|p| p.name == "format").unwrap();
         assert_eq!(format.choices, vec![Value::from("plain"), Value::from("json")]);
+        assert_eq!(format.doc, "Output format.");
     }
 
     #[test]
