@@ -158,6 +158,7 @@ impl AptFiles {
     ) -> Result<(), ProvisionError> {
         let relative = relative_path_in_package(path_in_package)?;
         create_dir_all(&self.root)?;
+        remove_abandoned_downloads(&self.root);
         let work = download_dir(&self.root)?;
         let outcome = (|| {
             let deb = download(record, work.path())?;
@@ -217,6 +218,29 @@ fn download_dir(root: &Path) -> Result<TempDir, ProvisionError> {
         "cannot create a download directory in {}",
         root.display()
     )))
+}
+
+/// Removes the work directories of downloads whose process is gone (killed
+/// mid-extraction, they can hold hundreds of megabytes).
+fn remove_abandoned_downloads(root: &Path) {
+    let Ok(entries) = std::fs::read_dir(root) else {
+        return;
+    };
+    for entry in entries.filter_map(Result::ok) {
+        let name = entry.file_name();
+        let Some(pid) = name
+            .to_str()
+            .and_then(|n| n.strip_prefix(".download-"))
+            .and_then(|rest| rest.split('-').next())
+            .and_then(|pid| pid.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let alive = pid == std::process::id() || Path::new(&format!("/proc/{pid}")).exists();
+        if !alive {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
 }
 
 struct TempDir(PathBuf);
@@ -682,6 +706,22 @@ mod tests {
         );
         let entries = std::fs::read_dir(dir.path()).unwrap().count();
         assert_eq!(entries, 1, "a failed fetch leaves no work directory behind");
+    }
+
+    #[test]
+    fn work_dirs_of_dead_downloads_are_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        let dead = dir.path().join(".download-4000000000-0");
+        let mine = dir
+            .path()
+            .join(format!(".download-{}-0", std::process::id()));
+        let kept = dir.path().join("opencv-doc_1.0");
+        for d in [&dead, &mine, &kept] {
+            std::fs::create_dir_all(d.join("tree")).unwrap();
+        }
+        remove_abandoned_downloads(dir.path());
+        assert!(!dead.exists());
+        assert!(mine.exists() && kept.exists());
     }
 
     #[test]

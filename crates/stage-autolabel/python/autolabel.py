@@ -204,7 +204,7 @@ def main(request_path, result_path):
             "source": source.get("provenance", {}),
             "labelling": {
                 key: request[key]
-                for key in ("score_threshold", "min_box_area", "min_box_side", "max_detections",
+                for key in ("score_threshold", "min_box_area", "min_box_side", "max_detections", "teacher_class_id",
                             "every_nth", "start", "max_frames", "jpeg_quality")
             },
         },
