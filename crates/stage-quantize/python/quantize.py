@@ -302,7 +302,7 @@ def main(argv):
         request = json.load(f)
     warnings = []
     try:
-        result = {} if request.get("analyze_only") else convert(request, warnings)
+        result = convert(request, warnings)
         result["analysis"] = analyze(request["output_path"])
     except QuantizeError as err:
         sys.stderr.write(f"error: {err}\n")

@@ -91,7 +91,7 @@ pub struct FloatTensor {
 }
 
 /// The op behind a weight tensor and how that weight is stored.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct WeightStorage {
     pub op: String,
     pub tensor: String,

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::analysis::{FloatTensor, ModelAnalysis, TensorSummary};
+use crate::analysis::{FloatTensor, ModelAnalysis, TensorSummary, WeightStorage};
 use crate::export_manifest::ExportFormat;
 use crate::params::Mode;
 
@@ -36,6 +36,8 @@ pub struct QuantizeReport {
     pub float_compute_ops: Vec<String>,
     /// Every tensor left in float, with the ops that write and read it.
     pub float_tensors: Vec<FloatTensor>,
+    /// The weight of every conv / fully-connected op and its stored dtype.
+    pub weights: Vec<WeightStorage>,
     /// Bytes of constant data (mostly weights) per dtype.
     pub constant_bytes_by_dtype: BTreeMap<String, u64>,
     /// Whether the model matched its mode; when false `problems` says why.
@@ -86,6 +88,7 @@ impl QuantizeReport {
                 .map(|op| op.label())
                 .collect(),
             float_tensors: model.float_tensors(),
+            weights: model.weights(),
             constant_bytes_by_dtype: model.constant_bytes_by_dtype(),
             matches_mode: true,
             problems: Vec::new(),
@@ -131,6 +134,7 @@ mod tests {
         assert_eq!(report.converter, "tflite");
         assert_eq!(report.float_compute_ops, ["CONV_2D#1"]);
         assert_eq!(report.constant_bytes_by_dtype["float16"], 864);
+        assert_eq!(report.weights[0].dtype, "float16");
         assert_eq!(
             report.summary(),
             "float16: 2.0 KiB, 2 ops (1 float), input float32, 5 float tensors, converted in 1.5 s"

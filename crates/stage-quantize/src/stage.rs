@@ -18,6 +18,8 @@ use crate::val_records::val_shards;
 
 /// The conversion script, relative to the workspace root.
 pub const SCRIPT: &str = "crates/stage-quantize/python/quantize.py";
+/// Where the script's result (the raw model analysis) stays in the scratch dir.
+pub const SCRIPT_RESULT: &str = "quantize.result.json";
 /// The converted model's file name in the output directory.
 pub const MODEL_FILE: &str = "model.tflite";
 
@@ -200,7 +202,6 @@ pub struct ConversionRequest<'a> {
     pub io_type: &'static str,
     pub toco_input_stats: TocoInputStats,
     pub output_path: &'a Path,
-    pub analyze_only: bool,
 }
 
 /// `quantized_input_stats` of the legacy converter: uint8 = mean + value × std_dev.
@@ -232,7 +233,6 @@ impl<'a> ConversionRequest<'a> {
                 std_dev: params.toco_std_dev_value,
             },
             output_path,
-            analyze_only: false,
         }
     }
 }
@@ -273,12 +273,6 @@ fn run_script(
             "{SCRIPT} returned a result this stage does not understand: {e}"
         ))
     })
-}
-
-/// Describes an existing .tflite model without converting anything.
-pub fn analyze_model(ctx: &StageContext, model: &Path) -> Result<ModelAnalysis, StageError> {
-    let request = serde_json::json!({ "analyze_only": true, "output_path": model });
-    run_script(ctx, Mode::Float32, &request).map(|r| r.analysis)
 }
 
 fn write_report(ctx: &StageContext, report: &QuantizeReport) -> Result<(), StageError> {
