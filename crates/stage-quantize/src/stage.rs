@@ -282,3 +282,99 @@ fn write_report(ctx: &StageContext, report: &QuantizeReport) -> Result<(), Stage
     stage_api::write_atomic(&path, &bytes)
         .map_err(|e| StageError::io(format!("writing {}", path.display()), e))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use stage_api::{
+        DockerSettings, ExecutorKind, ExecutorSettings, PROTOCOL_VERSION, StageRequest,
+    };
+
+    fn workspace_root() -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+    }
+
+    fn docker_context() -> StageContext {
+        let settings = DockerSettings {
+            context: Some("edgepipe-no-such-context".into()),
+            image_prefix: "edgepipe".into(),
+            ..Default::default()
+        };
+        StageContext::new(StageRequest {
+            protocol: PROTOCOL_VERSION,
+            kind: "quantize".into(),
+            stage: "q".into(),
+            params: Default::default(),
+            inputs: Default::default(),
+            output_dir: "/tmp/out".into(),
+            result_path: "/tmp/result.json".into(),
+            scratch_dir: "/tmp/scratch".into(),
+            workspace_root: workspace_root(),
+            executor: ExecutorSettings {
+                kind: ExecutorKind::Docker,
+                docker: Some(settings),
+                ..Default::default()
+            },
+            cache_key: "k".into(),
+        })
+    }
+
+    #[test]
+    fn toco_runs_in_the_toco_image_under_docker() {
+        // The image's Dockerfile is found and hashed; only the missing
+        // engine stops the run, with the hint to use the local executor.
+        let err = script_for(Mode::Toco)
+            .command(
+                &docker_context(),
+                Path::new("req.json"),
+                Path::new("res.json"),
+            )
+            .unwrap_err();
+        assert!(
+            matches!(
+                err,
+                StageError::Tool(stage_api::ToolError::DockerUnavailable { .. })
+            ),
+            "{err}"
+        );
+        let settings = DockerSettings {
+            image_prefix: "edgepipe".into(),
+            ..Default::default()
+        };
+        let image = stage_api::dockerfile_image(&workspace_root(), "toco", &settings).unwrap();
+        assert!(image.tag.starts_with("edgepipe/toco:"), "{}", image.tag);
+    }
+
+    #[test]
+    fn the_toco_image_pins_tensorflow_1_15_and_runs_as_a_user() {
+        let text =
+            std::fs::read_to_string(workspace_root().join("dockerfiles/toco.Dockerfile")).unwrap();
+        assert!(text.contains("tensorflow==1.15.5"));
+        // The analysis falls back to the `tflite` package where TF has no schema.
+        assert!(text.contains("tflite==2.4.0"));
+        assert!(text.contains("\nUSER edgepipe\n"));
+    }
+
+    #[test]
+    fn expected_input_types_follow_the_mode() {
+        let params = |json: &str| serde_json::from_str::<QuantizeParams>(json).unwrap();
+        assert_eq!(
+            expected_input_dtype(&params(r#"{"mode":"dynamic","io_type":"uint8"}"#)),
+            "float32"
+        );
+        assert_eq!(
+            expected_input_dtype(&params(r#"{"mode":"full_int8","io_type":"uint8"}"#)),
+            "uint8"
+        );
+        assert_eq!(
+            expected_input_dtype(&params(r#"{"mode":"full_int8"}"#)),
+            "float32"
+        );
+        assert_eq!(expected_input_dtype(&params(r#"{"mode":"toco"}"#)), "uint8");
+        let warnings = plan_warnings(&params(r#"{"mode":"dynamic","io_type":"uint8"}"#));
+        assert!(
+            warnings[0].contains("applies to mode full_int8 only"),
+            "{warnings:?}"
+        );
+    }
+}
