@@ -1,0 +1,159 @@
+//! Running a `.tflite` model on the CPU with LiteRT (`litert` crate over
+//! `libLiteRt.so`): one compiled model, one input buffer and one buffer per
+//! output, each sized from [`ModelIo`] (the runtime cannot size the SSD
+//! post-process outputs itself; a too-small buffer corrupts memory).
+
+use std::path::Path;
+use std::time::Instant;
+
+use litert::{CompilationOptions, CompiledModel, ElementType, Environment, Model, TensorBuffer, TensorShape};
+use tflite::TensorType;
+
+use crate::model_io::{ModelIo, OutputSpec};
+use crate::preprocess::InputData;
+
+/// Why the runtime failed.
+#[derive(Debug, thiserror::Error)]
+pub enum RuntimeError {
+    #[error("LiteRT: {context}: {source}")]
+    LiteRt { context: String, source: litert::Error },
+    #[error("output `{name}` has element type {dtype}, which the bench stage does not read")]
+    UnsupportedOutput { name: String, dtype: String },
+    #[error("input data is {given} but the model's input is {expected}")]
+    InputMismatch { given: &'static str, expected: &'static str },
+    #[error("no preprocessed inputs to run the model on")]
+    NoInputs,
+    #[error("input data has {given} values but the model's input holds {expected}")]
+    InputSize { given: usize, expected: usize },
+}
+
+fn lite(context: &str) -> impl FnOnce(litert::Error) -> RuntimeError + '_ {
+    move |source| RuntimeError::LiteRt { context: context.to_owned(), source }
+}
+
+fn element_type(dtype: TensorType) -> Option<ElementType> {
+    Some(match dtype {
+        TensorType::FLOAT32 => ElementType::Float32,
+        TensorType::UINT8 => ElementType::UInt8,
+        TensorType::INT8 => ElementType::Int8,
+        TensorType::INT32 => ElementType::Int32,
+        TensorType::INT64 => ElementType::Int64,
+        TensorType::INT16 => ElementType::Int16,
+        _ => return None,
+    })
+}
+
+/// A compiled model with its I/O buffers, ready to run.
+pub struct LiteRtRunner {
+    // Field order is drop order: buffers before the compiled model.
+    input: TensorBuffer,
+    outputs: Vec<TensorBuffer>,
+    specs: Vec<OutputSpec>,
+    compiled: CompiledModel,
+    /// Milliseconds spent loading and compiling the model.
+    pub init_ms: f64,
+}
+
+impl LiteRtRunner {
+    /// Loads and compiles `path` for the CPU.
+    pub fn load(path: &Path, io: &ModelIo) -> Result<Self, RuntimeError> {
+        let start = Instant::now();
+        let env = Environment::new().map_err(lite("creating the environment"))?;
+        let input_type = match io.input.kind {
+            crate::model_io::InputKind::Float32 => ElementType::Float32,
+            crate::model_io::InputKind::UInt8 { .. } => ElementType::UInt8,
+            crate::model_io::InputKind::Int8 { .. } => ElementType::Int8,
+        };
+        let input = TensorBuffer::managed_host(&env, &TensorShape { element_type: input_type, dims: io.input.shape.clone() })
+            .map_err(lite("allocating the input buffer"))?;
+        let mut outputs = Vec::with_capacity(io.outputs.len());
+        for spec in &io.outputs {
+            let element_type = element_type(spec.dtype).ok_or_else(|| RuntimeError::UnsupportedOutput {
+                name: spec.name.clone(),
+                dtype: spec.dtype.name(),
+            })?;
+            let shape = TensorShape { element_type, dims: spec.shape.clone() };
+            outputs.push(TensorBuffer::managed_host(&env, &shape).map_err(lite("allocating an output buffer"))?);
+        }
+        let model = Model::from_file(path).map_err(lite("loading the model"))?;
+        let options = CompilationOptions::new().map_err(lite("creating options"))?;
+        let compiled = CompiledModel::new(env, model, &options).map_err(lite("compiling the model"))?;
+        Ok(Self { input, outputs, specs: io.outputs.clone(), compiled, init_ms: start.elapsed().as_secs_f64() * 1e3 })
+    }
+
+    /// Copies one preprocessed image into the input buffer.
+    pub fn set_input(&mut self, data: &InputData) -> Result<(), RuntimeError> {
+        let expected = match self.input.shape().map_err(lite("reading the input type"))?.element_type {
+            ElementType::Float32 => "float32",
+            ElementType::UInt8 => "uint8",
+            ElementType::Int8 => "int8",
+            _ => "another type",
+        };
+        match data {
+            InputData::F32(values) => copy_into::<f32>(&mut self.input, values, expected, "float32"),
+            InputData::U8(values) => copy_into::<u8>(&mut self.input, values, expected, "uint8"),
+            InputData::I8(values) => copy_into::<i8>(&mut self.input, values, expected, "int8"),
+        }
+    }
+
+    /// One inference.
+    pub fn invoke(&mut self) -> Result<(), RuntimeError> {
+        self.compiled
+            .run(std::slice::from_mut(&mut self.input), &mut self.outputs)
+            .map_err(lite("running the model"))
+    }
+
+    pub fn output_count(&self) -> usize {
+        self.outputs.len()
+    }
+
+    /// Output `i` as real numbers (dequantized when the output is quantized).
+    pub fn output_f32(&self, i: usize) -> Result<Vec<f32>, RuntimeError> {
+        let spec = &self.specs[i];
+        let buffer = &self.outputs[i];
+        let (scale, zero_point) = spec.quantization.unwrap_or((1.0, 0));
+        let deq = |q: f32| (q - zero_point as f32) * scale;
+        let context = "reading an output";
+        Ok(match spec.dtype {
+            TensorType::FLOAT32 => buffer.lock_for_read::<f32>().map_err(lite(context))?.to_vec(),
+            TensorType::UINT8 => buffer.lock_for_read::<u8>().map_err(lite(context))?.iter().map(|&q| deq(f32::from(q))).collect(),
+            TensorType::INT8 => buffer.lock_for_read::<i8>().map_err(lite(context))?.iter().map(|&q| deq(f32::from(q))).collect(),
+            TensorType::INT16 => buffer.lock_for_read::<i16>().map_err(lite(context))?.iter().map(|&q| deq(f32::from(q))).collect(),
+            TensorType::INT32 => buffer.lock_for_read::<i32>().map_err(lite(context))?.iter().map(|&q| q as f32).collect(),
+            TensorType::INT64 => buffer.lock_for_read::<i64>().map_err(lite(context))?.iter().map(|&q| q as f32).collect(),
+            other => {
+                return Err(RuntimeError::UnsupportedOutput { name: spec.name.clone(), dtype: other.name() });
+            }
+        })
+    }
+
+    /// Output `i` as stored (integers widened to f64, no dequantization).
+    pub fn output_raw(&self, i: usize) -> Result<Vec<f64>, RuntimeError> {
+        let spec = &self.specs[i];
+        let buffer = &self.outputs[i];
+        let context = "reading an output";
+        Ok(match spec.dtype {
+            TensorType::FLOAT32 => buffer.lock_for_read::<f32>().map_err(lite(context))?.iter().map(|&v| f64::from(v)).collect(),
+            TensorType::UINT8 => buffer.lock_for_read::<u8>().map_err(lite(context))?.iter().map(|&v| f64::from(v)).collect(),
+            TensorType::INT8 => buffer.lock_for_read::<i8>().map_err(lite(context))?.iter().map(|&v| f64::from(v)).collect(),
+            _ => self.output_f32(i)?.into_iter().map(f64::from).collect(),
+        })
+    }
+}
+
+fn copy_into<T: litert::TensorElement>(
+    buffer: &mut TensorBuffer,
+    values: &[T],
+    expected: &'static str,
+    given: &'static str,
+) -> Result<(), RuntimeError> {
+    if expected != given {
+        return Err(RuntimeError::InputMismatch { given, expected });
+    }
+    let mut guard = buffer.lock_for_write::<T>().map_err(lite("writing the input"))?;
+    if guard.len() != values.len() {
+        return Err(RuntimeError::InputSize { given: values.len(), expected: guard.len() });
+    }
+    guard.copy_from_slice(values);
+    Ok(())
+}

@@ -1,0 +1,520 @@
+//! The `bench` stage: params, inputs and outputs, and the run that ties
+//! the measurements together into `bench.json` and `detections.json`.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use schemars::JsonSchema;
+use serde::Deserialize;
+use serde_json::Value;
+use stage_api::{InputSpec, OutputSpec, PythonScript, Stage, StageContext, StageError, StageResult};
+
+use crate::coco_eval::{self, GroundTruth};
+use crate::detections::{self, CocoResult, ModelDetection};
+use crate::edgetpu;
+use crate::latency::LoopLimits;
+use crate::model_io::ModelIo;
+use crate::preprocess::{self, InputData, Normalization};
+use crate::quant_error::{Comparison, QuantizationError};
+use crate::results::{
+    Accuracy, BenchResults, EdgeTpuMapping, Preprocessing, RUNTIME_CPU, RUNTIME_EDGETPU, SCHEMA_VERSION,
+    STATUS_NO_DEVICE, STATUS_OK,
+};
+use crate::runtime::LiteRtRunner;
+use crate::val_split::{LabeledImage, read_val_split};
+
+/// Output file names.
+pub const RESULTS_FILE: &str = "bench.json";
+pub const DETECTIONS_FILE: &str = "detections.json";
+
+/// Params of the bench stage.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BenchParams {
+    /// The variant's label in the report (`float32`, `full_int8 PTQ`, ...);
+    /// defaults to the quantize report's mode, else the model's file name.
+    #[serde(default)]
+    pub variant: Option<String>,
+    /// CPU threads for inference (LiteRT's CPU backend runs single-threaded here; see the crate docs).
+    #[serde(default = "default_threads")]
+    pub threads: usize,
+    /// Warm-up inferences before timing (at least this many...).
+    #[serde(default = "default_warmup_runs")]
+    pub warmup_runs: u32,
+    /// ...and at least this long, seconds.
+    #[serde(default = "default_warmup_min_secs")]
+    pub warmup_min_secs: f64,
+    /// Timed inferences (at least this many...).
+    #[serde(default = "default_num_runs")]
+    pub num_runs: u32,
+    /// ...and at least this long, seconds.
+    #[serde(default = "default_min_secs")]
+    pub min_secs: f64,
+    /// Hard limit on the timed loop (and on warm-up), seconds.
+    #[serde(default = "default_max_secs")]
+    pub max_secs: f64,
+    /// Distinct val images the latency loop cycles through.
+    #[serde(default = "default_latency_images")]
+    pub latency_images: usize,
+    /// Evaluate accuracy on at most this many val images (all when absent).
+    #[serde(default)]
+    pub max_images: Option<usize>,
+    /// Input normalization `(pixel - mean) / std` (127.5/127.5 maps pixels to [-1, 1], as the OD API's SSDs expect).
+    #[serde(default = "default_input_mean")]
+    pub input_mean: f32,
+    #[serde(default = "default_input_std")]
+    pub input_std: f32,
+    /// Added to the model's 0-based class index to get the label-map id.
+    #[serde(default = "default_label_offset")]
+    pub label_offset: i64,
+    /// Quantization error: detections below this score are not compared.
+    #[serde(default = "default_compare_score")]
+    pub compare_score_threshold: f64,
+    /// Quantization error: minimum IoU for a float and a quantized detection to be the same object.
+    #[serde(default = "default_compare_iou")]
+    pub compare_iou_threshold: f64,
+}
+
+fn default_threads() -> usize {
+    1
+}
+fn default_warmup_runs() -> u32 {
+    1
+}
+fn default_warmup_min_secs() -> f64 {
+    0.5
+}
+fn default_num_runs() -> u32 {
+    50
+}
+fn default_min_secs() -> f64 {
+    1.0
+}
+fn default_max_secs() -> f64 {
+    150.0
+}
+fn default_latency_images() -> usize {
+    16
+}
+fn default_input_mean() -> f32 {
+    127.5
+}
+fn default_input_std() -> f32 {
+    127.5
+}
+fn default_label_offset() -> i64 {
+    1
+}
+fn default_compare_score() -> f64 {
+    0.3
+}
+fn default_compare_iou() -> f64 {
+    0.5
+}
+
+impl BenchParams {
+    fn limits(&self) -> LoopLimits {
+        LoopLimits {
+            warmup_runs: self.warmup_runs,
+            warmup_min_secs: self.warmup_min_secs,
+            num_runs: self.num_runs,
+            min_secs: self.min_secs,
+            max_secs: self.max_secs,
+        }
+    }
+
+    fn normalization(&self) -> Normalization {
+        Normalization { mean: self.input_mean, std: self.input_std }
+    }
+}
+
+/// The stage.
+pub struct BenchStage;
+
+impl Stage for BenchStage {
+    type Params = BenchParams;
+    const KIND: &'static str = "bench";
+    const DESCRIPTION: &'static str =
+        "Latency/FPS (LiteRT), COCO mAP on the val split, quantization error and peak memory of a .tflite model";
+
+    fn inputs() -> Vec<InputSpec> {
+        vec![
+            InputSpec::one("model", "the .tflite model, or a directory holding one (an Edge TPU stage's `compiled`)"),
+            InputSpec::one("records", "dataset records directory; its `val-*.tfrecord` split is benchmarked"),
+            InputSpec::optional("quantize_report", "quantize.json of the model (scheme, dtypes)"),
+            InputSpec::optional("float_model", "the float parent .tflite, for quantization error"),
+            InputSpec::optional("edgetpu_report", "edgetpu.json of the model (ops on TPU/CPU)"),
+        ]
+    }
+
+    fn outputs() -> Vec<OutputSpec> {
+        vec![
+            OutputSpec::new("results", "bench.json: latency, accuracy, quantization error, memory (see the crate docs)"),
+            OutputSpec::new("detections", "detections.json: COCO results of the model on the val split"),
+        ]
+    }
+
+    fn run(ctx: &StageContext, params: BenchParams) -> Result<StageResult, StageError> {
+        run_bench(ctx, &params)
+    }
+}
+
+fn input_error(e: impl std::fmt::Display) -> StageError {
+    StageError::input(e.to_string())
+}
+
+fn other(e: impl std::fmt::Display) -> StageError {
+    StageError::Other(e.to_string())
+}
+
+/// `model` may name a file or a directory holding exactly one `.tflite`.
+pub fn resolve_model(path: &Path) -> Result<PathBuf, StageError> {
+    if !path.is_dir() {
+        return Ok(path.to_path_buf());
+    }
+    let entries = std::fs::read_dir(path).map_err(|e| StageError::io(format!("listing {}", path.display()), e))?;
+    let mut models: Vec<PathBuf> = entries
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "tflite"))
+        .collect();
+    models.sort();
+    match models.as_slice() {
+        [one] => Ok(one.clone()),
+        [] => Err(StageError::input(format!(
+            "{} holds no .tflite model (an Edge TPU stage that did not compile leaves it empty)",
+            path.display()
+        ))),
+        many => Err(StageError::input(format!(
+            "{} holds {} .tflite models; point `model` at one file",
+            path.display(),
+            many.len()
+        ))),
+    }
+}
+
+fn read_json(path: &Path) -> Result<Value, StageError> {
+    let text = std::fs::read_to_string(path).map_err(|e| StageError::io(format!("reading {}", path.display()), e))?;
+    serde_json::from_str(&text).map_err(|e| StageError::input(format!("{}: invalid JSON: {e}", path.display())))
+}
+
+/// Ops placement from an edgetpu report (tolerant of missing fields).
+pub fn edgetpu_mapping(report: &Value) -> EdgeTpuMapping {
+    let count = |keys: &[&str]| -> Option<u64> { keys.iter().find_map(|k| report.pointer(k).and_then(Value::as_u64)) };
+    EdgeTpuMapping {
+        compiled: report.get("compiled").and_then(Value::as_bool).unwrap_or(false),
+        predicted: report.get("predicted").and_then(Value::as_bool).unwrap_or(false),
+        ops_on_tpu: count(&["/summary/tpu_ops", "/ops_on_tpu", "/tpu_ops"]),
+        ops_on_cpu: count(&["/summary/cpu_ops", "/ops_on_cpu", "/cpu_ops"]),
+    }
+}
+
+/// Runs one model over the images: preprocessing time, detections per image
+/// (or raw outputs for models without a post-process op).
+struct Pass {
+    preprocessing: Preprocessing,
+    detections: Vec<Vec<ModelDetection>>,
+    raw_outputs: Vec<Vec<f32>>,
+}
+
+fn run_pass(
+    ctx: &StageContext,
+    runner: &mut LiteRtRunner,
+    io: &ModelIo,
+    images: &[LabeledImage],
+    norm: Normalization,
+    what: &str,
+) -> Result<Pass, StageError> {
+    let (h, w) = io.input_size();
+    let mut pass = Pass { preprocessing: Preprocessing::default(), detections: Vec::new(), raw_outputs: Vec::new() };
+    let outputs = io.detection_outputs();
+    for (n, image) in images.iter().enumerate() {
+        let start = Instant::now();
+        let pixels = preprocess::decode_resized(&image.encoded, &image.source_id, w, h).map_err(input_error)?;
+        let input = preprocess::to_input(&pixels, &io.input, norm);
+        pass.preprocessing.total_ms += start.elapsed().as_secs_f64() * 1e3;
+        runner.set_input(&input).map_err(other)?;
+        runner.invoke().map_err(other)?;
+        match outputs {
+            Some([b, c, s, k]) => {
+                let read = |i| runner.output_f32(i).map_err(other);
+                pass.detections.push(detections::decode(&read(b)?, &read(c)?, &read(s)?, &read(k)?));
+            }
+            None => {
+                let mut all = Vec::new();
+                for i in 0..runner.output_count() {
+                    all.extend(runner.output_f32(i).map_err(other)?);
+                }
+                pass.raw_outputs.push(all);
+            }
+        }
+        if (n + 1) % 25 == 0 || n + 1 == images.len() {
+            ctx.progress((n + 1) as u64, Some(images.len() as u64), format!("{what}: {} images", n + 1));
+        }
+    }
+    pass.preprocessing.images = images.len();
+    pass.preprocessing.mean_ms = pass.preprocessing.total_ms / images.len().max(1) as f64;
+    Ok(pass)
+}
+
+fn preprocess_inputs(
+    io: &ModelIo,
+    images: &[LabeledImage],
+    norm: Normalization,
+) -> Result<Vec<InputData>, StageError> {
+    let (h, w) = io.input_size();
+    images
+        .iter()
+        .map(|image| {
+            let pixels = preprocess::decode_resized(&image.encoded, &image.source_id, w, h).map_err(input_error)?;
+            Ok(preprocess::to_input(&pixels, &io.input, norm))
+        })
+        .collect()
+}
+
+fn run_bench(ctx: &StageContext, params: &BenchParams) -> Result<StageResult, StageError> {
+    let model_path = resolve_model(ctx.input("model")?)?;
+    let io = ModelIo::read(&model_path).map_err(input_error)?;
+    let quantize_report = ctx.optional_input("quantize_report")?.map(read_json).transpose()?;
+    let edgetpu_report = ctx.optional_input("edgetpu_report")?.map(read_json).transpose()?;
+    let mut warnings = Vec::new();
+
+    let scheme = quantize_report.as_ref().and_then(|r| r.get("mode")).and_then(Value::as_str).map(str::to_owned);
+    let dtype_of = |t: &Value| t.get("dtype").and_then(Value::as_str).map(str::to_lowercase);
+    let input_dtype = quantize_report
+        .as_ref()
+        .and_then(|r| r.pointer("/inputs/0"))
+        .and_then(dtype_of)
+        .unwrap_or_else(|| io.input.kind.dtype_name().to_owned());
+    let output_dtypes = quantize_report
+        .as_ref()
+        .and_then(|r| r.get("outputs"))
+        .and_then(Value::as_array)
+        .map(|outs| outs.iter().filter_map(dtype_of).collect::<Vec<_>>())
+        .filter(|v| !v.is_empty())
+        .unwrap_or_else(|| io.outputs.iter().map(|o| o.dtype.name().to_lowercase()).collect());
+    let variant = params.variant.clone().or_else(|| scheme.clone()).unwrap_or_else(|| {
+        model_path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default()
+    });
+
+    let records = ctx.input("records")?;
+    let images = read_val_split(records, params.max_images).map_err(input_error)?;
+    ctx.progress(0, Some(images.len() as u64), format!("{} val images", images.len()));
+    if params.threads != 1 {
+        warnings.push(format!(
+            "threads = {} requested; the LiteRT CPU backend as linked runs one thread (the C API used exposes no thread setting), so timings are single-threaded",
+            params.threads
+        ));
+    }
+
+    let mut results = BenchResults {
+        schema: SCHEMA_VERSION,
+        variant,
+        model_file: model_path.file_name().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default(),
+        model_size_bytes: io.size_bytes,
+        scheme,
+        input_dtype,
+        output_dtypes,
+        input_shape: io.input.shape.clone(),
+        edgetpu: edgetpu_report.as_ref().map(edgetpu_mapping),
+        runtime: RUNTIME_CPU.to_owned(),
+        status: STATUS_OK.to_owned(),
+        status_detail: None,
+        threads: 1,
+        latency: None,
+        preprocessing: Preprocessing::default(),
+        accuracy: None,
+        quantization_error: None,
+        peak_rss_bytes: None,
+        warnings: Vec::new(),
+    };
+    let mut coco_results: Vec<CocoResult> = Vec::new();
+
+    if io.edgetpu_compiled {
+        results.runtime = RUNTIME_EDGETPU.to_owned();
+        let availability = edgetpu::probe();
+        if availability.usable() {
+            results.latency = Some(edgetpu_latency(ctx, params, &model_path, &io, &images)?);
+            results.status_detail = Some(availability.reason());
+            warnings.push("Edge TPU models are timed through ai_edge_litert with the libedgetpu delegate; accuracy is measured on CPU models only".into());
+        } else {
+            results.status = STATUS_NO_DEVICE.to_owned();
+            results.status_detail = Some(availability.reason());
+        }
+    } else {
+        let mut runner = LiteRtRunner::load(&model_path, &io).map_err(other)?;
+        let count = params.latency_images.max(1).min(images.len());
+        let timing_inputs = preprocess_inputs(&io, &images[..count], params.normalization())?;
+        ctx.progress(0, None, "timing inference");
+        results.latency = Some(crate::measure_latency(&mut runner, &timing_inputs, &params.limits()).map_err(other)?);
+        drop(timing_inputs);
+        let pass = run_pass(ctx, &mut runner, &io, &images, params.normalization(), "accuracy")?;
+        results.preprocessing = pass.preprocessing.clone();
+        drop(runner);
+        results.peak_rss_bytes = crate::memory::peak_rss_bytes();
+
+        if io.postprocess.is_some() {
+            for (image, found) in images.iter().zip(&pass.detections) {
+                coco_results.extend(detections::to_coco(found, image.image_id, image.width, image.height, params.label_offset));
+            }
+            results.accuracy = Some(accuracy(&images, &coco_results)?);
+        } else {
+            warnings.push(format!(
+                "the model has no TFLite_Detection_PostProcess op; accuracy is not computed"
+            ));
+        }
+
+        if let Some(float_path) = ctx.optional_input("float_model")? {
+            let float_path = resolve_model(float_path)?;
+            results.quantization_error = Some(quantization_error(ctx, params, &float_path, &io, &images, &pass)?);
+        }
+    }
+
+    results.warnings = warnings.clone();
+    let bench_json = serde_json::to_vec_pretty(&results).map_err(other)?;
+    stage_api::write_atomic(&ctx.output_path(RESULTS_FILE), &bench_json)
+        .map_err(|e| StageError::io(format!("writing {RESULTS_FILE}"), e))?;
+    let detections_json = serde_json::to_vec(&coco_results).map_err(other)?;
+    stage_api::write_atomic(&ctx.output_path(DETECTIONS_FILE), &detections_json)
+        .map_err(|e| StageError::io(format!("writing {DETECTIONS_FILE}"), e))?;
+
+    let mut result = StageResult::default()
+        .output("results", RESULTS_FILE)
+        .output("detections", DETECTIONS_FILE)
+        .metric("model_size_bytes", results.model_size_bytes)
+        .metric("status", results.status.clone());
+    let mut summary = format!("{} [{}]", results.variant, results.runtime);
+    if let Some(lat) = &results.latency {
+        result = result
+            .metric("latency_mean_ms", lat.mean_ms)
+            .metric("latency_p50_ms", lat.p50_ms)
+            .metric("latency_p99_ms", lat.p99_ms)
+            .metric("fps", lat.fps);
+        summary.push_str(&format!(": {:.2} ms mean, {:.1} FPS", lat.mean_ms, lat.fps));
+    } else {
+        summary.push_str(&format!(": {}", results.status));
+    }
+    if let Some(acc) = &results.accuracy {
+        result = result.metric("map", acc.map).metric("map_50", acc.map_50).metric("ar_100", acc.ar_100);
+        summary.push_str(&format!(", mAP {:.3}, mAP@.5 {:.3}", acc.map, acc.map_50));
+    }
+    if let Some(rss) = results.peak_rss_bytes {
+        result = result.metric("peak_rss_bytes", rss);
+    }
+    result.warnings = warnings;
+    result.summary = Some(summary);
+    Ok(result)
+}
+
+fn accuracy(images: &[LabeledImage], coco_results: &[CocoResult]) -> Result<Accuracy, StageError> {
+    let ground_truth: Vec<GroundTruth> = images.iter().flat_map(|i| i.ground_truth.iter().cloned()).collect();
+    let image_ids: Vec<i64> = images.iter().map(|i| i.image_id).collect();
+    let mut categories: Vec<i64> = ground_truth.iter().map(|g| g.category_id).collect();
+    categories.sort_unstable();
+    categories.dedup();
+    let dets: Vec<coco_eval::Detection> = coco_results.iter().map(CocoResult::as_detection).collect();
+    let coco = coco_eval::evaluate(&image_ids, &categories, &ground_truth, &dets).map_err(other)?;
+    Ok(Accuracy {
+        images: images.len(),
+        detections: coco_results.len(),
+        map: coco.map,
+        map_50: coco.map_50,
+        ar_100: coco.ar_100,
+        coco,
+    })
+}
+
+fn quantization_error(
+    ctx: &StageContext,
+    params: &BenchParams,
+    float_path: &Path,
+    io: &ModelIo,
+    images: &[LabeledImage],
+    pass: &Pass,
+) -> Result<QuantizationError, StageError> {
+    let float_io = ModelIo::read(float_path).map_err(input_error)?;
+    if float_io.input.shape != io.input.shape {
+        return Err(StageError::input(format!(
+            "float_model {} takes input {:?} but the model takes {:?}; it is not this model's float parent",
+            float_path.display(),
+            float_io.input.shape,
+            io.input.shape
+        )));
+    }
+    let mut runner = LiteRtRunner::load(float_path, &float_io).map_err(other)?;
+    let float_pass = run_pass(ctx, &mut runner, &float_io, images, params.normalization(), "float parent")?;
+    let mut comparison = Comparison::new(params.compare_score_threshold, params.compare_iou_threshold);
+    if io.postprocess.is_some() && float_io.postprocess.is_some() {
+        for (f, q) in float_pass.detections.iter().zip(&pass.detections) {
+            comparison.add_detections(f, q);
+        }
+    } else {
+        for (f, q) in float_pass.raw_outputs.iter().zip(&pass.raw_outputs) {
+            comparison.add_outputs(f, q);
+        }
+    }
+    Ok(comparison.finish())
+}
+
+/// Edge TPU latency through `ai_edge_litert` with the libedgetpu delegate
+/// (the LiteRT C API has no Edge TPU path), in the managed environment.
+fn edgetpu_latency(
+    ctx: &StageContext,
+    params: &BenchParams,
+    model_path: &Path,
+    io: &ModelIo,
+    images: &[LabeledImage],
+) -> Result<crate::latency::LatencyStats, StageError> {
+    let count = params.latency_images.max(1).min(images.len());
+    let inputs = preprocess_inputs(io, &images[..count], params.normalization())?;
+    let raw: Vec<u8> = inputs.iter().flat_map(InputData::to_bytes).collect();
+    let inputs_path = ctx.scratch_dir().join("edgetpu_inputs.bin");
+    stage_api::write_atomic(&inputs_path, &raw).map_err(|e| StageError::io("writing Edge TPU inputs", e))?;
+    let request = serde_json::json!({
+        "model": model_path,
+        "threads": params.threads,
+        "inputs": inputs_path,
+        "warmup_runs": params.warmup_runs.max(1),
+        "num_runs": params.num_runs.max(1),
+        "dump_outputs": 0,
+        "delegate": edgetpu::EDGETPU_LIBRARY,
+    });
+    let result = PythonScript::new("crates/stage-bench/python/litert_loop.py").run(ctx, &request)?;
+    let samples: Vec<f64> = result
+        .get("samples_ms")
+        .and_then(Value::as_array)
+        .map(|a| a.iter().filter_map(Value::as_f64).collect())
+        .unwrap_or_default();
+    let init_ms = result.get("init_ms").and_then(Value::as_f64).unwrap_or(f64::NAN);
+    let warmup: Vec<f64> = result
+        .get("warmup_ms")
+        .and_then(Value::as_array)
+        .map(|a| a.iter().filter_map(Value::as_f64).collect())
+        .unwrap_or_default();
+    Ok(crate::latency::LatencyStats::from_samples(init_ms, &warmup, samples))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn edgetpu_mapping_reads_the_report_summary() {
+        let report: Value = serde_json::json!({
+            "compiled": false, "predicted": true, "summary": {"tpu_ops": 60, "cpu_ops": 3}
+        });
+        let m = edgetpu_mapping(&report);
+        assert_eq!(
+            m,
+            EdgeTpuMapping { compiled: false, predicted: true, ops_on_tpu: Some(60), ops_on_cpu: Some(3) }
+        );
+    }
+
+    #[test]
+    fn params_defaults_follow_benchmark_model() {
+        let p: BenchParams = serde_json::from_str("{}").unwrap();
+        assert_eq!((p.threads, p.warmup_runs, p.num_runs), (1, 1, 50));
+        assert_eq!((p.min_secs, p.max_secs, p.warmup_min_secs), (1.0, 150.0, 0.5));
+        assert!(serde_json::from_str::<BenchParams>(r#"{"num_run": 3}"#).is_err());
+    }
+}
