@@ -106,9 +106,11 @@ pub fn analyze(benches: Vec<LoadedBench>, options: &ReportOptions) -> Result<Rep
             latency_p99_ms: latency.p99_ms,
             latency_max_ms: latency.max_ms,
             latency_samples: (!latency.samples_ms.is_empty())
-                .then_some(latency.samples_ms.len() as f64),
+                .then_some(latency.samples_ms.len() as f64)
+                .or(latency.count.map(|n| n as f64)),
             fps: r
                 .fps
+                .or(latency.fps)
                 .or_else(|| mean.filter(|m| *m > 0.0).map(|m| round(1000.0 / m))),
             speedup_vs_reference: match (ref_mean, mean) {
                 (Some(base), Some(m)) if m > 0.0 => Some(round(base / m)),
@@ -213,11 +215,21 @@ fn notes(
             r.dedup();
             r
         };
+        let mut how = Vec::new();
+        if !runtimes.is_empty() {
+            how.push(format!("runtime {}", runtimes.join(", ")));
+        }
+        if !threads.is_empty() {
+            how.push(format!("{} thread(s)", threads.join("/")));
+        }
+        let how = if how.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", how.join("; "))
+        };
         notes.push(format!(
-            "Latency and FPS were measured on this machine's CPU{}{}, not on an Edge TPU. \
-             They are not comparable with the published Coral Dev Board figures shown for reference.",
-            if runtimes.is_empty() { String::new() } else { format!(" ({})", runtimes.join(", ")) },
-            if threads.is_empty() { String::new() } else { format!(" with {} thread(s)", threads.join("/")) },
+            "Latency and FPS were measured on this machine's CPU{how}, not on an Edge TPU. \
+             They are not comparable with the published Coral Dev Board figures shown for reference."
         ));
     }
     for v in variants.iter().filter(|v| v.no_device) {

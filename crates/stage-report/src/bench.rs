@@ -83,6 +83,10 @@ pub struct Latency {
     pub p90_ms: Option<f64>,
     pub p99_ms: Option<f64>,
     pub max_ms: Option<f64>,
+    /// Inferences per second (1000 / mean), when the bench puts it here.
+    pub fps: Option<f64>,
+    /// Timed runs (when the samples themselves are not included).
+    pub count: Option<u64>,
     /// Every timed run, in milliseconds.
     #[serde(alias = "samples")]
     pub samples_ms: Vec<f64>,

@@ -33,7 +33,7 @@ th, td { padding: 7px 10px; border-bottom: 1px solid var(--line); text-align: ri
 th { font-size: 12px; color: var(--muted); font-weight: 600; background: var(--soft);
   border-bottom: 2px solid var(--line); }
 th:first-child, td:first-child { text-align: left; }
-td.text, th.text { text-align: left; white-space: normal; }
+td.text, th.text { text-align: left; }
 tbody tr:hover { background: #f8f9ff; }
 .chip { display:inline-block; width:10px; height:10px; border-radius:3px; margin-right:8px;
   vertical-align: -1px; }
@@ -214,7 +214,7 @@ fn targets(out: &mut String, report: &Report) {
              <div class=\"value\">{value}</div><div class=\"detail\">{}</div></div>",
             t.verdict.label(),
             esc(&t.description),
-            esc(&t.detail)
+            code_spans(&esc(&t.detail))
         );
     }
     out.push_str("</div></section>\n");
@@ -432,7 +432,42 @@ fn code_spans(text: &str) -> String {
 
 fn details(out: &mut String, report: &Report) {
     let variants = &report.doc.variants;
-    out.push_str("<section><h2>Details</h2>\n<h3>Timing and resources</h3>");
+    out.push_str("<section><h2>Details</h2>\n<h3>Timing</h3>");
+    let rows: Vec<Vec<String>> = variants
+        .iter()
+        .map(|v| {
+            vec![
+                variant_cell(v),
+                cell(&format::fixed(v.init_ms, 1)),
+                cell(&format::latency(v, v.first_inference_ms)),
+                cell(&format::latency(v, v.latency_min_ms)),
+                cell(&format::latency(v, v.latency_p90_ms)),
+                cell(&format::latency(v, v.latency_max_ms)),
+                cell(&format::latency(v, v.latency_std_ms)),
+                cell(&format::fixed(v.latency_samples, 0)),
+                cell(&format::fixed(v.preprocess_ms, 2)),
+                cell(&format::ratio(v.speedup_vs_reference)),
+            ]
+        })
+        .collect();
+    table(
+        out,
+        &[
+            "Variant",
+            "Init (ms)",
+            "First run (ms)",
+            "Min (ms)",
+            "p90 (ms)",
+            "Max (ms)",
+            "Std (ms)",
+            "Timed runs",
+            "Preprocess (ms)",
+            "Speedup",
+        ],
+        &rows,
+        &[0],
+    );
+    out.push_str("<h3>Runtime, tensors and memory</h3>");
     let rows: Vec<Vec<String>> = variants
         .iter()
         .map(|v| {
@@ -441,15 +476,6 @@ fn details(out: &mut String, report: &Report) {
                 cell(v.runtime.as_deref().unwrap_or(MISSING)),
                 cell(&format::fixed(v.threads, 0)),
                 cell(&format::dtypes(v)),
-                cell(&format::fixed(v.init_ms, 1)),
-                cell(&format::latency(v, v.first_inference_ms)),
-                cell(&format::latency(v, v.latency_std_ms)),
-                cell(&format::latency(v, v.latency_min_ms)),
-                cell(&format::latency(v, v.latency_p90_ms)),
-                cell(&format::latency(v, v.latency_max_ms)),
-                cell(&format::fixed(v.latency_samples, 0)),
-                cell(&format::fixed(v.preprocess_ms, 2)),
-                cell(&format::ratio(v.speedup_vs_reference)),
                 cell(&format::percent(v.ar100)),
                 cell(&format::fixed(v.peak_rss_mb, 1)),
             ]
@@ -462,15 +488,6 @@ fn details(out: &mut String, report: &Report) {
             "Runtime",
             "Threads",
             "Input → output",
-            "Init (ms)",
-            "First (ms)",
-            "Std (ms)",
-            "Min (ms)",
-            "p90 (ms)",
-            "Max (ms)",
-            "Runs",
-            "Preproc. (ms)",
-            "Speedup",
             "AR@100 (%)",
             "Peak RSS (MB)",
         ],

@@ -184,7 +184,7 @@ pub fn latency_distribution(report: &Report) -> Result<String, ReportError> {
             PLOT,
             ChartBuilder::on(&root)
                 .margin_top(14)
-                .margin_right(28)
+                .margin_right(150)
                 .margin_bottom(6)
                 .x_label_area_size(48)
                 .y_label_area_size(label_width(&names))
@@ -200,6 +200,7 @@ pub fn latency_distribution(report: &Report) -> Result<String, ReportError> {
                 .axis_desc_style(text_style(16.0, MUTED))
                 .label_style(text_style(15.0, MUTED))
                 .light_line_style(GRID_LIGHT)
+                .max_light_lines(1)
                 .bold_line_style(GRID_BOLD)
                 .axis_style(GRID_BOLD)
                 .draw()
@@ -274,20 +275,16 @@ pub fn latency_distribution(report: &Report) -> Result<String, ReportError> {
                     ])
                 );
             }
-            let right = stats
-                .as_ref()
-                .map(|s| s.whisker_high)
-                .or(variant.latency_max_ms)
-                .or(variant.latency_mean_ms);
-            if let (Some(right), Some(p50)) = (
-                right,
-                stats.as_ref().map(|s| s.median).or(variant.latency_p50_ms),
-            ) {
-                let (px, py) = chart.backend_coord(&(right, yc));
-                let style = text_style(14.0, MUTED).pos(Pos::new(HPos::Left, VPos::Center));
+            if let Some(p50) = stats.as_ref().map(|s| s.median).or(variant.latency_p50_ms) {
+                let (px, py) = chart.backend_coord(&(x_max, yc));
+                let style = text_style(15.0, MUTED).pos(Pos::new(HPos::Left, VPos::Center));
                 tri!(
                     PLOT,
-                    root.draw(&Text::new(format!("median {p50:.2}"), (px + 8, py), style))
+                    root.draw(&Text::new(
+                        format!("median {p50:.2} ms"),
+                        (px + 14, py),
+                        style
+                    ))
                 );
             }
         }
@@ -349,17 +346,28 @@ pub fn accuracy_vs_latency(report: &Report) -> Result<String, ReportError> {
                 .axis_desc_style(text_style(16.0, MUTED))
                 .label_style(text_style(15.0, MUTED))
                 .light_line_style(GRID_LIGHT)
+                .max_light_lines(1)
                 .bold_line_style(GRID_BOLD)
                 .axis_style(GRID_BOLD)
                 .draw()
         );
-        for (variant, x, y) in &points {
-            let color = role_color(variant.role);
+        let radius_of = |variant: &VariantMetrics| {
             let share = match (variant.size_mb, max_size > 0.0) {
                 (Some(s), true) => (s / max_size).sqrt(),
                 _ => 0.3,
             };
-            let radius = (6.0 + 18.0 * share).round() as i32;
+            (6.0 + 18.0 * share).round() as i32
+        };
+        let mut placed: Vec<LabelBox> = points
+            .iter()
+            .map(|(variant, x, y)| {
+                let (px, py) = chart.backend_coord(&(*x, *y));
+                LabelBox::around(px, py, radius_of(variant))
+            })
+            .collect();
+        for (variant, x, y) in &points {
+            let color = role_color(variant.role);
+            let radius = radius_of(variant);
             tri!(
                 PLOT,
                 chart.draw_series([
@@ -372,19 +380,75 @@ pub fn accuracy_vs_latency(report: &Report) -> Result<String, ReportError> {
                 .size_mb
                 .map(|s| format!(" · {s:.2} MB"))
                 .unwrap_or_default();
+            let text = format!("{}{size}", variant.variant);
+            let label = place_label(&placed, px + radius + 6, py, &text);
+            if label.y != py {
+                let lead = PathElement::new(
+                    vec![(px + radius, py), (label.x - 2, label.y)],
+                    MUTED.stroke_width(1),
+                );
+                tri!(PLOT, root.draw(&lead));
+            }
             let style = text_style(15.0, INK).pos(Pos::new(HPos::Left, VPos::Center));
-            tri!(
-                PLOT,
-                root.draw(&Text::new(
-                    format!("{}{size}", variant.variant),
-                    (px + radius + 6, py),
-                    style
-                ))
-            );
+            tri!(PLOT, root.draw(&Text::new(text, (label.x, label.y), style)));
+            placed.push(label);
         }
         tri!(PLOT, root.present());
     }
     Ok(svg)
+}
+
+/// A box in pixels that a label must not cover: another label or a bubble.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct LabelBox {
+    /// Left edge.
+    x: i32,
+    /// Vertical centre.
+    y: i32,
+    width: i32,
+    height: i32,
+}
+
+const LABEL_HEIGHT: i32 = 18;
+
+impl LabelBox {
+    fn around(x: i32, y: i32, radius: i32) -> Self {
+        LabelBox {
+            x: x - radius,
+            y,
+            width: 2 * radius,
+            height: 2 * radius,
+        }
+    }
+
+    fn overlaps(&self, other: &LabelBox) -> bool {
+        (self.y - other.y).abs() * 2 < self.height + other.height
+            && self.x < other.x + other.width
+            && other.x < self.x + self.width
+    }
+}
+
+/// Puts a label at (`x`, `y`) or, when that covers a placed label or a
+/// bubble, at the nearest free row below or above.
+fn place_label(obstacles: &[LabelBox], x: i32, y: i32, text: &str) -> LabelBox {
+    let width = text.chars().count() as i32 * 7;
+    let at = |y| LabelBox {
+        x,
+        y,
+        width,
+        height: LABEL_HEIGHT,
+    };
+    (0..40)
+        .map(|step| {
+            let offset = (step + 1) / 2 * (LABEL_HEIGHT / 2);
+            at(if step % 2 == 1 {
+                y + offset
+            } else {
+                y - offset
+            })
+        })
+        .find(|candidate| !obstacles.iter().any(|o| o.overlaps(candidate)))
+        .unwrap_or(at(y))
 }
 
 /// Model size per variant as horizontal bars, labelled with MB and the ratio
@@ -428,6 +492,7 @@ pub fn model_sizes(report: &Report) -> Result<String, ReportError> {
                 .axis_desc_style(text_style(16.0, MUTED))
                 .label_style(text_style(15.0, MUTED))
                 .light_line_style(GRID_LIGHT)
+                .max_light_lines(1)
                 .bold_line_style(GRID_BOLD)
                 .axis_style(GRID_BOLD)
                 .draw()
