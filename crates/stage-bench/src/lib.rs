@@ -22,9 +22,11 @@ pub mod memory;
 pub mod model_io;
 pub mod preprocess;
 pub mod quant_error;
+pub mod reference;
 pub mod results;
 pub mod runtime;
 pub mod stage;
+pub mod synthetic;
 pub mod val_split;
 
 use latency::{LatencyStats, LoopLimits, measure};

@@ -1,0 +1,94 @@
+//! The Python references the benchmarks and tests compare against:
+//! pycocotools (`python/coco_reference.py`) and a plain `ai_edge_litert`
+//! interpreter loop (`python/litert_loop.py`), run in the managed
+//! environment with a JSON request and a JSON result.
+
+use std::path::{Path, PathBuf};
+
+use serde_json::{Value, json};
+use stage_api::ToolCommand;
+
+use crate::coco_eval::{Detection, GroundTruth};
+
+/// Why a reference run failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ReferenceError {
+    #[error(transparent)]
+    Tool(#[from] stage_api::ToolError),
+    #[error("{context}: {source}")]
+    Io { context: String, source: std::io::Error },
+    #[error("{script} wrote an unreadable result: {detail}")]
+    BadResult { script: String, detail: String },
+}
+
+/// The workspace root (this crate lives at `crates/stage-bench`).
+pub fn workspace_root() -> PathBuf {
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
+    manifest.parent().and_then(Path::parent).map(Path::to_path_buf).unwrap_or_else(|| manifest.to_path_buf())
+}
+
+/// The managed interpreter: `EDGEPIPE_PYTHON`, else the provisioned environment.
+pub fn find_python() -> Option<PathBuf> {
+    if let Some(python) = std::env::var_os("EDGEPIPE_PYTHON") {
+        return Some(PathBuf::from(python));
+    }
+    provision::python_env::locate(&workspace_root()).map(|env| env.python)
+}
+
+/// Runs `crates/stage-bench/python/<script>` on `request` in `work_dir`.
+pub fn run_script(python: &Path, script: &str, request: &Value, work_dir: &Path) -> Result<Value, ReferenceError> {
+    let io = |context: String| move |source| ReferenceError::Io { context, source };
+    std::fs::create_dir_all(work_dir).map_err(io(format!("creating {}", work_dir.display())))?;
+    let stem = script.trim_end_matches(".py");
+    let request_path = work_dir.join(format!("{stem}.request.json"));
+    let result_path = work_dir.join(format!("{stem}.result.json"));
+    let bytes = serde_json::to_vec(request).map_err(|e| ReferenceError::BadResult { script: script.into(), detail: e.to_string() })?;
+    stage_api::write_atomic(&request_path, &bytes).map_err(io(format!("writing {}", request_path.display())))?;
+    let script_path = workspace_root().join("crates/stage-bench/python").join(script);
+    ToolCommand::new(python)
+        .arg(script_path)
+        .arg(&request_path)
+        .arg(&result_path)
+        .env("PROTOCOL_BUFFERS_PYTHON_IMPLEMENTATION", "python")
+        .env("TF_CPP_MIN_LOG_LEVEL", "2")
+        .quiet()
+        .run()?;
+    let text = std::fs::read_to_string(&result_path).map_err(io(format!("reading {}", result_path.display())))?;
+    serde_json::from_str(&text).map_err(|e| ReferenceError::BadResult { script: script.into(), detail: e.to_string() })
+}
+
+/// pycocotools' twelve stats and its evaluation time in seconds.
+pub fn pycocotools(
+    python: &Path,
+    image_ids: &[i64],
+    category_ids: &[i64],
+    ground_truth: &[GroundTruth],
+    detections: &[Detection],
+    work_dir: &Path,
+) -> Result<([f64; 12], f64), ReferenceError> {
+    let annotations: Vec<Value> = ground_truth
+        .iter()
+        .enumerate()
+        .map(|(i, g)| {
+            json!({"id": i + 1, "image_id": g.image_id, "category_id": g.category_id,
+                   "bbox": g.bbox, "area": g.area, "iscrowd": i32::from(g.iscrowd)})
+        })
+        .collect();
+    let dets: Vec<Value> = detections
+        .iter()
+        .map(|d| json!({"image_id": d.image_id, "category_id": d.category_id, "bbox": d.bbox, "score": d.score}))
+        .collect();
+    let request = json!({"images": image_ids, "categories": category_ids, "annotations": annotations, "detections": dets});
+    let result = run_script(python, "coco_reference.py", &request, work_dir)?;
+    let bad = |detail: &str| ReferenceError::BadResult { script: "coco_reference.py".into(), detail: detail.into() };
+    let stats: Vec<f64> = result
+        .get("stats")
+        .and_then(Value::as_array)
+        .ok_or_else(|| bad("no stats"))?
+        .iter()
+        .filter_map(Value::as_f64)
+        .collect();
+    let stats: [f64; 12] = stats.try_into().map_err(|_| bad("stats is not 12 numbers"))?;
+    let seconds = result.get("seconds").and_then(Value::as_f64).ok_or_else(|| bad("no seconds"))?;
+    Ok((stats, seconds))
+}
