@@ -17,6 +17,7 @@ pub mod label_map;
 pub mod plan;
 pub mod split;
 pub mod stage;
+pub mod synth;
 pub mod validate;
 
 pub use stage::{DatasetParams, DatasetStage, build_dataset};

@@ -144,7 +144,7 @@ impl DatasetParams {
                 "params of `dataset`: `shards.train` and `shards.val` must be at least 1",
             ));
         }
-        if !(self.min_box_size >= 0.0) {
+        if self.min_box_size.is_nan() || self.min_box_size < 0.0 {
             return Err(StageError::input(
                 "params of `dataset`: `min_box_size` must be 0 or more pixels",
             ));

@@ -134,7 +134,7 @@ impl ShardedWriter {
         self.writers.iter().map(RecordWriter::records).sum()
     }
 
-    /// Flushes, syncs and renames every shard into place.
+    /// Flushes and renames every shard into place.
     pub fn finish(self) -> Result<Vec<ShardSummary>, RecordError> {
         self.writers
             .into_iter()

@@ -181,16 +181,29 @@ impl PendingFile {
         })
     }
 
-    /// Flushes, syncs and renames the file to its destination.
-    pub fn commit(mut self) -> Result<PathBuf, RecordError> {
+    /// Flushes and renames the file to its destination: readers never see
+    /// a partial file, though after a power loss the data may not be on
+    /// disk yet (see [`commit_durable`](Self::commit_durable)).
+    pub fn commit(self) -> Result<PathBuf, RecordError> {
+        self.finish_file(false)
+    }
+
+    /// Like [`commit`](Self::commit), with an `fsync` before the rename.
+    pub fn commit_durable(self) -> Result<PathBuf, RecordError> {
+        self.finish_file(true)
+    }
+
+    fn finish_file(mut self, durable: bool) -> Result<PathBuf, RecordError> {
         let Some(writer) = self.writer.take() else {
             return Ok(self.destination.clone());
         };
         let file = writer
             .into_inner()
             .map_err(|e| io_error(&self.temporary, e.into_error()))?;
-        file.sync_all()
-            .map_err(|source| io_error(&self.temporary, source))?;
+        if durable {
+            file.sync_all()
+                .map_err(|source| io_error(&self.temporary, source))?;
+        }
         std::fs::rename(&self.temporary, &self.destination)
             .map_err(|source| io_error(&self.destination, source))?;
         Ok(self.destination.clone())
