@@ -85,7 +85,11 @@ pub fn analyze(benches: Vec<LoadedBench>, options: &ReportOptions) -> Result<Rep
             scheme: r.scheme.clone(),
             runtime: r.runtime.clone(),
             input_dtype: r.input_dtype.clone(),
-            output_dtype: r.output_dtype.clone(),
+            output_dtype: {
+                let mut kinds = r.output_dtypes.clone();
+                kinds.dedup();
+                (!kinds.is_empty()).then(|| kinds.join(", "))
+            },
             no_device: r.no_device(),
             edgetpu_compiled: edgetpu.compiled,
             ops_predicted: !edgetpu.compiled && (edgetpu.predicted || edgetpu.tpu_ops.is_some()),
@@ -116,7 +120,7 @@ pub fn analyze(benches: Vec<LoadedBench>, options: &ReportOptions) -> Result<Rep
                 (Some(base), Some(m)) if m > 0.0 => Some(round(base / m)),
                 _ => None,
             },
-            preprocess_ms: r.preprocess_ms,
+            preprocess_ms: r.preprocessing.as_ref().and_then(|p| p.mean_ms),
             map: accuracy.map,
             map50: accuracy.map50,
             ar100: accuracy.ar100,
@@ -232,11 +236,22 @@ fn notes(
              They are not comparable with the published Coral Dev Board figures shown for reference."
         ));
     }
-    for v in variants.iter().filter(|v| v.no_device) {
+    for bench in benches.iter().filter(|b| b.result.no_device()) {
+        let detail = bench
+            .result
+            .status_detail
+            .as_deref()
+            .map(|d| format!(" ({d})"))
+            .unwrap_or_default();
         notes.push(format!(
-            "`{}`: no Edge TPU device was present, so it has no latency; no CPU number is shown under an Edge TPU label.",
-            v.variant
+            "`{}`: no Edge TPU device was present{detail}, so it has no latency; no CPU number is shown under an Edge TPU label.",
+            bench.result.variant
         ));
+    }
+    for bench in benches {
+        for warning in &bench.result.warnings {
+            notes.push(format!("`{}`: {warning}", bench.result.variant));
+        }
     }
     if variants.iter().any(|v| v.ops_predicted) {
         notes.push(

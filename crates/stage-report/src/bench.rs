@@ -27,12 +27,21 @@ pub struct BenchResult {
     pub scheme: Option<String>,
     #[serde(default)]
     pub input_dtype: Option<String>,
+    /// Element types of the model's outputs.
     #[serde(default)]
-    pub output_dtype: Option<String>,
-    /// Where inference ran: `cpu`, `edgetpu`, or `no device` when an Edge TPU
-    /// model could not be run.
+    pub output_dtypes: Vec<String>,
+    /// Where inference ran: `litert-cpu` or `edgetpu`.
     #[serde(default)]
     pub runtime: Option<String>,
+    /// `ok`, or `no device` for an Edge TPU model without a usable device.
+    #[serde(default)]
+    pub status: Option<String>,
+    /// Why the status is what it is, in words.
+    #[serde(default)]
+    pub status_detail: Option<String>,
+    /// Anything that makes a number of this bench less trustworthy.
+    #[serde(default)]
+    pub warnings: Vec<String>,
     #[serde(default)]
     pub threads: Option<u32>,
     #[serde(default)]
@@ -41,9 +50,9 @@ pub struct BenchResult {
     pub latency: Option<Latency>,
     #[serde(default)]
     pub fps: Option<f64>,
-    /// Mean preprocessing time of one image, timed apart from inference.
-    #[serde(default, alias = "preprocess_mean_ms")]
-    pub preprocess_ms: Option<f64>,
+    /// Preprocessing (decode, resize, normalize) timed apart from inference.
+    #[serde(default)]
+    pub preprocessing: Option<Preprocessing>,
     #[serde(default)]
     pub accuracy: Option<Accuracy>,
     #[serde(default)]
@@ -63,7 +72,9 @@ pub struct BenchResult {
 pub struct EdgeTpuInfo {
     pub compiled: bool,
     pub predicted: bool,
+    #[serde(alias = "ops_on_tpu")]
     pub tpu_ops: Option<u32>,
+    #[serde(alias = "ops_on_cpu")]
     pub cpu_ops: Option<u32>,
     pub first_cpu_op: Option<String>,
     /// `edgetpu` when it ran on a device, `no device` otherwise.
@@ -109,11 +120,22 @@ pub struct Accuracy {
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(default)]
 pub struct QuantizationError {
+    #[serde(alias = "mean_abs_box_diff")]
     pub box_mae: Option<f64>,
+    #[serde(alias = "mean_abs_score_diff")]
     pub score_mae: Option<f64>,
+    #[serde(alias = "mean_matched_iou")]
     pub matched_iou: Option<f64>,
     pub gained: Option<u64>,
     pub lost: Option<u64>,
+}
+
+/// Preprocessing time per image.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(default)]
+pub struct Preprocessing {
+    pub images: Option<u64>,
+    pub mean_ms: Option<f64>,
 }
 
 /// A bench result and the file it came from.
@@ -167,22 +189,21 @@ pub fn parse(path: &Path, bytes: &[u8]) -> Result<BenchResult, ReportError> {
 impl BenchResult {
     /// Whether the numbers came from an Edge TPU (or would have, given a device).
     pub fn is_edgetpu_run(&self) -> bool {
-        self.runtime.as_deref().is_some_and(|r| {
-            let r = r.to_ascii_lowercase();
-            r.contains("edgetpu") || r.contains("edge tpu") || r == "no device"
-        })
+        self.no_device()
+            || self.runtime.as_deref().is_some_and(|r| {
+                let r = r.to_ascii_lowercase();
+                r.contains("edgetpu") || r.contains("edge tpu")
+            })
     }
 
     /// The model was meant for an Edge TPU but no device was there to run it.
     pub fn no_device(&self) -> bool {
-        self.runtime
-            .as_deref()
-            .is_some_and(|r| r.eq_ignore_ascii_case("no device"))
+        let says_no_device =
+            |s: Option<&str>| s.is_some_and(|r| r.eq_ignore_ascii_case("no device"));
+        says_no_device(self.status.as_deref())
+            || says_no_device(self.runtime.as_deref())
             || self.edgetpu.as_ref().is_some_and(|e| {
-                e.runtime
-                    .as_deref()
-                    .is_some_and(|r| r.eq_ignore_ascii_case("no device"))
-                    && self.latency_mean().is_none()
+                says_no_device(e.runtime.as_deref()) && self.latency_mean().is_none()
             })
     }
 
@@ -210,7 +231,9 @@ mod tests {
             "something_new": {"x": 1},
             "latency": {"mean_ms": 10.5, "p50_ms": 10.0, "samples_ms": [10.0, 11.0]},
             "accuracy": {"map": 0.25, "map50": 0.5},
-            "edgetpu": {"compiled": false, "predicted": true, "tpu_ops": 60, "cpu_ops": 1}
+            "edgetpu": {"compiled": false, "predicted": true, "ops_on_tpu": 60, "ops_on_cpu": 1},
+            "preprocessing": {"images": 4, "mean_ms": 1.5, "total_ms": 6.0},
+            "output_dtypes": ["float32", "float32"], "status": "ok"
         }"#;
         let r = parse(Path::new("b.json"), json).unwrap();
         assert_eq!(r.variant, "full_int8 PTQ");
@@ -218,7 +241,9 @@ mod tests {
         assert_eq!(r.latency_mean(), Some(10.5));
         assert_eq!(r.latency.clone().unwrap().samples_ms, vec![10.0, 11.0]);
         assert_eq!(r.map50(), Some(0.5));
-        assert_eq!(r.edgetpu.unwrap().tpu_ops, Some(60));
+        assert_eq!(r.edgetpu.clone().unwrap().tpu_ops, Some(60));
+        assert_eq!(r.preprocessing.unwrap().mean_ms, Some(1.5));
+        assert_eq!(r.output_dtypes, ["float32", "float32"]);
     }
 
     #[test]

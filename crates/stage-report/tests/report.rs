@@ -23,8 +23,9 @@ fn bench(variant: &str, scheme: &str, size: u64, mean: f64, map50: f64) -> Value
         "model_size_bytes": size,
         "scheme": scheme,
         "input_dtype": if scheme.contains("int8") || scheme == "toco" { "uint8" } else { "float32" },
-        "output_dtype": "float32",
+        "output_dtypes": ["float32", "float32", "float32", "float32"],
         "runtime": "litert-cpu",
+        "status": "ok",
         "threads": 1,
         "latency": {
             "init_ms": 5.0, "first_ms": mean * 2.0, "mean_ms": mean, "std_ms": 2.1,
@@ -32,7 +33,7 @@ fn bench(variant: &str, scheme: &str, size: u64, mean: f64, map50: f64) -> Value
             "max_ms": mean + 6.0, "samples_ms": samples
         },
         "fps": 1000.0 / mean,
-        "preprocess_ms": 1.25,
+        "preprocessing": {"images": 200, "mean_ms": 1.25, "total_ms": 250.0},
         "accuracy": {"map": map50 / 2.0, "map50": map50, "ar100": 0.5, "images": 200},
         "peak_rss_bytes": 50 * MB,
         "provenance": {"dataset": "vtest.avi, teacher-labelled", "training_start": "from scratch"},
@@ -60,12 +61,13 @@ fn synthetic() -> Vec<Value> {
         with(
             bench("QAT + toco", "toco", MB, 19.0, 0.69),
             "quantization_error",
-            json!({"box_mae": 0.0123, "score_mae": 0.0456, "matched_iou": 0.912, "gained": 3, "lost": 1}),
+            json!({"mean_abs_box_diff": 0.0123, "mean_abs_score_diff": 0.0456, "mean_matched_iou": 0.912, "gained": 3, "lost": 1, "matched": 40}),
         ),
         json!({
             "variant": "full_int8 PTQ on Edge TPU", "model_size_bytes": MB + MB / 8,
-            "scheme": "full_int8", "runtime": "no device",
-            "edgetpu": {"compiled": true, "predicted": false, "tpu_ops": 64, "cpu_ops": 1, "runtime": "no device"}
+            "scheme": "full_int8", "runtime": "edgetpu", "status": "no device",
+            "status_detail": "libedgetpu is not installed",
+            "edgetpu": {"compiled": true, "predicted": false, "ops_on_tpu": 64, "ops_on_cpu": 1}
         }),
     ]
 }
@@ -472,4 +474,76 @@ fn stage_binary_runs_a_request() {
         Some("6 variants, targets met 3/3")
     );
     assert!(read(&out, "report.md").starts_with("# stage run\n"));
+}
+
+/// A `bench.json` exactly as the bench stage writes it (schema 1).
+#[test]
+fn reads_the_bench_stage_layout() {
+    let coco = json!({"map": 0.31, "map_50": 0.62, "map_75": 0.3, "map_small": -1.0, "map_medium": 0.2,
+        "map_large": 0.4, "ar_1": 0.1, "ar_10": 0.3, "ar_100": 0.41, "ar_small": -1.0, "ar_medium": 0.3, "ar_large": 0.5});
+    let float = json!({
+        "schema": 1, "variant": "float32", "model_file": "model.tflite", "model_size_bytes": 4 * MB,
+        "scheme": "float32", "input_dtype": "float32", "output_dtypes": ["float32", "float32", "float32", "float32"],
+        "input_shape": [1, 300, 300, 3], "edgetpu": null, "runtime": "litert-cpu", "status": "ok",
+        "status_detail": null, "threads": 1,
+        "latency": {"init_ms": 3.2, "first_ms": 30.0, "warmup_runs": 1, "count": 3, "mean_ms": 20.0, "std_ms": 1.0,
+            "min_ms": 19.0, "p50_ms": 20.0, "p90_ms": 20.8, "p99_ms": 20.98, "max_ms": 21.0, "fps": 50.0,
+            "samples_ms": [19.0, 20.0, 21.0]},
+        "preprocessing": {"images": 10, "mean_ms": 2.5, "total_ms": 25.0},
+        "accuracy": {"images": 10, "detections": 100, "map": 0.31, "map_50": 0.62, "ar_100": 0.41, "coco": coco},
+        "quantization_error": null, "peak_rss_bytes": 123 * MB, "warnings": []
+    });
+    let int8 = json!({
+        "schema": 1, "variant": "full_int8 PTQ", "model_file": "model.tflite", "model_size_bytes": MB,
+        "scheme": "full_int8", "input_dtype": "uint8", "output_dtypes": ["float32"],
+        "input_shape": [1, 300, 300, 3],
+        "edgetpu": {"compiled": false, "predicted": true, "ops_on_tpu": 70, "ops_on_cpu": 1},
+        "runtime": "litert-cpu", "status": "ok", "status_detail": null, "threads": 1,
+        "latency": {"init_ms": 3.0, "first_ms": 12.0, "warmup_runs": 1, "count": 3, "mean_ms": 8.0, "std_ms": 0.5,
+            "min_ms": 7.5, "p50_ms": 8.0, "p90_ms": 8.4, "p99_ms": 8.49, "max_ms": 8.5, "fps": 125.0,
+            "samples_ms": [7.5, 8.0, 8.5]},
+        "preprocessing": {"images": 10, "mean_ms": 2.0, "total_ms": 20.0},
+        "accuracy": {"images": 10, "detections": 90, "map": 0.30, "map_50": 0.60, "ar_100": 0.4, "coco": coco},
+        "quantization_error": {"images": 10, "score_threshold": 0.3, "iou_threshold": 0.5, "float_detections": 40,
+            "quantized_detections": 38, "matched": 36, "lost": 4, "gained": 2, "mean_abs_box_diff": 0.011,
+            "mean_abs_score_diff": 0.02, "mean_matched_iou": 0.93, "mean_abs_output_diff": null},
+        "peak_rss_bytes": 100 * MB, "warnings": ["only 10 validation images"]
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let paths = write_benches(dir.path(), &[float, int8]);
+    let out = dir.path().join("out");
+    let report = generate(&paths, &options(), None, &out).unwrap();
+    let v = &report.doc.variants[1];
+    assert_eq!(v.map50, Some(0.60));
+    assert_eq!(v.delta_map50_points, Some(-2.0));
+    assert_eq!(
+        (v.tpu_ops, v.cpu_ops, v.ops_predicted),
+        (Some(70.0), Some(1.0), true)
+    );
+    assert_eq!(v.speedup_vs_reference, Some(2.5));
+    assert_eq!(v.fps, Some(125.0));
+    assert_eq!(v.preprocess_ms, Some(2.0));
+    assert_eq!(v.quant_matched_iou, Some(0.93));
+    assert_eq!(v.quant_detections_lost, Some(4.0));
+    assert_eq!(v.output_dtype.as_deref(), Some("float32"));
+    assert_eq!(
+        report.doc.variants[0].output_dtype.as_deref(),
+        Some("float32")
+    );
+    assert_eq!(report.doc.variants[0].latency_samples, Some(3.0));
+    assert!(!v.no_device);
+    assert!(
+        report
+            .notes
+            .iter()
+            .any(|n| n == "`full_int8 PTQ`: only 10 validation images")
+    );
+    assert!(
+        report
+            .notes
+            .iter()
+            .any(|n| n.contains("fewer than 100 validation images"))
+    );
+    assert_eq!(report.doc.targets[0].verdict, Verdict::Met);
+    assert_eq!(report.doc.targets[2].verdict, Verdict::Met);
 }
