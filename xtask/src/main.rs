@@ -1,5 +1,93 @@
-//! The edgepipe command line (`cargo xtask ...`).
+//! The edgepipe command line (`cargo xtask ...`): one module per command;
+//! the work itself lives in the `pipeline` and `provision` crates.
 
-fn main() -> anyhow::Result<()> {
-    anyhow::bail!("no commands yet")
+#![cfg_attr(test, allow(clippy::unwrap_used))]
+
+mod bench_cache;
+mod bench_tfrecord;
+mod clean;
+mod display;
+mod edgetpu_check;
+mod gc;
+mod plan;
+mod run_pipeline;
+mod schema;
+mod setup;
+mod stages;
+mod test;
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "cargo xtask",
+    about = "edgepipe: reproducible edge-ML pipelines"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run a pipeline: cached stages are reused, the rest run in parallel.
+    Pipeline(run_pipeline::Args),
+    /// Show what a run would do and why (which param, input or source changed).
+    Plan(plan::Args),
+    /// List the stage kinds found in the workspace with their params.
+    Stages(stages::Args),
+    /// Print the JSON Schema of the pipeline format (with every kind's params).
+    Schema(schema::Args),
+    /// Provision what the local executor needs (Python env, LiteRT, data).
+    Setup(setup::Args),
+    /// Remove cache entries that no lock file refers to.
+    Gc(gc::Args),
+    /// Remove the cache, logs and output links.
+    Clean(clean::Args),
+    /// Benchmark the cache on a synthetic 20-stage pipeline over 1 GiB.
+    BenchCache(bench_cache::Args),
+    /// Benchmark VOC + JPEG -> TFRecord against a TF-Python writer and the copy+sha256 floor.
+    BenchTfrecord(bench_tfrecord::Args),
+    /// Provision, then run the whole test suite.
+    Test(test::Args),
+    /// Predict which ops of a .tflite model the Edge TPU compiler maps.
+    EdgetpuCheck(edgetpu_check::Args),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let outcome = match cli.command {
+        Command::Pipeline(args) => run_pipeline::run(args),
+        Command::Plan(args) => plan::run(args),
+        Command::Stages(args) => stages::run(args),
+        Command::Schema(args) => schema::run(args),
+        Command::Setup(args) => setup::run(args),
+        Command::Gc(args) => gc::run(args),
+        Command::Clean(args) => clean::run(args),
+        Command::BenchCache(args) => bench_cache::run(args),
+        Command::BenchTfrecord(args) => bench_tfrecord::run(args),
+        Command::Test(args) => test::run(args),
+        Command::EdgetpuCheck(args) => edgetpu_check::run(args),
+    };
+    match outcome {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The workspace this xtask belongs to.
+pub fn workspace_root() -> PathBuf {
+    let manifest_dir = Path::new(env!("CARGO_MANIFEST_DIR"));
+    manifest_dir.parent().unwrap_or(manifest_dir).to_path_buf()
+}
+
+/// The orchestrator's view of the workspace (state under `.edgepipe` or `EDGEPIPE_DIR`).
+pub fn workspace() -> pipeline::workspace::Workspace {
+    pipeline::workspace::Workspace::new(workspace_root())
 }

@@ -1,0 +1,359 @@
+//! The content-addressed store of stage runs: `cache/<key>/` holds
+//! `outputs/`, the stage's `result.json`, `manifest.json` (every output
+//! file's digest) and `stage.log`. An entry appears only by renaming a fully
+//! written staging directory, so a crash never leaves a half entry under its
+//! key; an entry whose files no longer match its manifest is reported as
+//! corrupt and rebuilt by the caller.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use stage_api::StageResult;
+
+use crate::digest::{self, DigestError, StateDb, TreeFile};
+use crate::workspace::Workspace;
+
+/// Why the cache could not be read or written.
+#[derive(Debug, thiserror::Error)]
+pub enum CacheError {
+    #[error("{context}: {source}")]
+    Io {
+        context: String,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Digest(#[from] DigestError),
+}
+
+pub(crate) fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> CacheError {
+    let context = context.into();
+    move |source| CacheError::Io { context, source }
+}
+
+const MANIFEST_VERSION: u32 = 1;
+
+/// What a committed entry contains.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Manifest {
+    pub version: u32,
+    pub key: String,
+    pub kind: String,
+    /// The pipeline stage that produced the entry first (informational).
+    pub stage: String,
+    /// Every file under `outputs/`, sorted.
+    pub files: Vec<TreeFile>,
+    /// Named outputs: path relative to `outputs/` and tree digest.
+    pub outputs: BTreeMap<String, OutputRecord>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OutputRecord {
+    pub path: String,
+    pub digest: String,
+}
+
+/// A verified cache entry.
+#[derive(Debug, Clone)]
+pub struct CacheEntry {
+    pub dir: PathBuf,
+    pub manifest: Manifest,
+    pub result: StageResult,
+}
+
+impl CacheEntry {
+    pub fn outputs_dir(&self) -> PathBuf {
+        self.dir.join("outputs")
+    }
+
+    /// The absolute path of a named output.
+    pub fn output_path(&self, name: &str) -> Option<PathBuf> {
+        let record = self.manifest.outputs.get(name)?;
+        Some(if record.path.is_empty() {
+            self.outputs_dir()
+        } else {
+            self.outputs_dir().join(&record.path)
+        })
+    }
+
+    pub fn output_digest(&self, name: &str) -> Option<&str> {
+        self.manifest.outputs.get(name).map(|r| r.digest.as_str())
+    }
+
+    pub fn log_path(&self) -> PathBuf {
+        self.dir.join("stage.log")
+    }
+}
+
+/// The result of looking a key up.
+#[derive(Debug)]
+pub enum Lookup {
+    Hit(Box<CacheEntry>),
+    Missing,
+    /// The entry exists but cannot be trusted; the reason says why.
+    Corrupt(String),
+}
+
+/// The store under `<state>/cache`.
+#[derive(Debug, Clone)]
+pub struct Cache {
+    workspace: Workspace,
+}
+
+impl Cache {
+    pub fn new(workspace: &Workspace) -> Self {
+        Cache {
+            workspace: workspace.clone(),
+        }
+    }
+
+    pub fn entry_dir(&self, key: &str) -> PathBuf {
+        self.workspace.entry_dir(key)
+    }
+
+    /// Finds and verifies the entry of `key`: manifest and result readable,
+    /// the files under `outputs/` exactly those of the manifest with the same
+    /// digests (unchanged files are not re-read, thanks to the stat fast-path).
+    pub fn lookup(&self, key: &str, db: &StateDb) -> Lookup {
+        let dir = self.entry_dir(key);
+        if !dir.exists() {
+            return Lookup::Missing;
+        }
+        match verify(&dir, key, db) {
+            Ok(entry) => Lookup::Hit(Box::new(entry)),
+            Err(reason) => Lookup::Corrupt(reason),
+        }
+    }
+
+    /// Removes an entry (a corrupt one before it is rebuilt).
+    pub fn remove(&self, key: &str, db: &StateDb) -> Result<(), CacheError> {
+        let dir = self.entry_dir(key);
+        db.forget_under(&dir);
+        match std::fs::remove_dir_all(&dir) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(io(format!("removing {}", dir.display()))(e)),
+        }
+    }
+
+    /// Commits a staging directory that holds `outputs/`: writes its manifest
+    /// and result, then renames it to `cache/<key>` in one step.
+    pub fn commit(
+        &self,
+        staging: &Path,
+        key: &str,
+        kind: &str,
+        stage: &str,
+        result: &StageResult,
+        db: &StateDb,
+    ) -> Result<CacheEntry, CacheError> {
+        let outputs_dir = staging.join("outputs");
+        let files = digest::tree_files(&outputs_dir, db)?;
+        let mut outputs = BTreeMap::new();
+        for (name, relative) in &result.outputs {
+            let path = relative_string(relative);
+            let digest = digest::tree_digest(&digest::subtree(&files, &path));
+            outputs.insert(name.clone(), OutputRecord { path, digest });
+        }
+        let manifest = Manifest {
+            version: MANIFEST_VERSION,
+            key: key.to_owned(),
+            kind: kind.to_owned(),
+            stage: stage.to_owned(),
+            files,
+            outputs,
+        };
+        let write = |name: &str, bytes: Vec<u8>| {
+            let path = staging.join(name);
+            stage_api::write_atomic(&path, &bytes)
+                .map_err(io(format!("writing {}", path.display())))
+        };
+        write(
+            "result.json",
+            serde_json::to_vec_pretty(result).unwrap_or_default(),
+        )?;
+        write(
+            "manifest.json",
+            serde_json::to_vec_pretty(&manifest).unwrap_or_default(),
+        )?;
+        let dir = self.entry_dir(key);
+        std::fs::create_dir_all(self.workspace.cache_dir())
+            .map_err(io("creating the cache directory"))?;
+        if dir.exists() {
+            self.remove(key, db)?;
+        }
+        std::fs::rename(staging, &dir)
+            .map_err(io(format!("moving {} into the cache", staging.display())))?;
+        // The files kept their stamps; remember their digests at the new path.
+        for file in &manifest.files {
+            let path = dir.join("outputs").join(&file.path);
+            if let Ok(metadata) = std::fs::symlink_metadata(&path)
+                && metadata.is_file()
+            {
+                db.remember(&path, &metadata, &file.digest);
+            }
+        }
+        Ok(CacheEntry {
+            dir,
+            manifest,
+            result: result.clone(),
+        })
+    }
+
+    /// Keys of all committed entries.
+    pub fn keys(&self) -> Result<Vec<String>, CacheError> {
+        let dir = self.workspace.cache_dir();
+        let entries = match std::fs::read_dir(&dir) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(io(format!("reading {}", dir.display()))(e)),
+        };
+        let mut keys: Vec<String> = entries
+            .filter_map(Result::ok)
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|name| !name.starts_with('.'))
+            .collect();
+        keys.sort();
+        Ok(keys)
+    }
+}
+
+/// `a/b` for a relative path (`""` for the output directory itself).
+fn relative_string(path: &Path) -> String {
+    let text = path.to_string_lossy().replace('\\', "/");
+    let text = text.trim_start_matches("./").trim_end_matches('/');
+    if text == "." {
+        String::new()
+    } else {
+        text.to_owned()
+    }
+}
+
+fn verify(dir: &Path, key: &str, db: &StateDb) -> Result<CacheEntry, String> {
+    let manifest: Manifest = read_json(&dir.join("manifest.json"))?;
+    if manifest.version != MANIFEST_VERSION || manifest.key != key {
+        return Err("its manifest is for another key or format".to_owned());
+    }
+    let result: StageResult = read_json(&dir.join("result.json"))?;
+    let outputs = dir.join("outputs");
+    if !outputs.is_dir() {
+        return Err("it has no outputs directory".to_owned());
+    }
+    let files = digest::tree_files(&outputs, db).map_err(|e| e.to_string())?;
+    if files != manifest.files {
+        let expected: BTreeMap<&str, &str> = manifest
+            .files
+            .iter()
+            .map(|f| (f.path.as_str(), f.digest.as_str()))
+            .collect();
+        let found: BTreeMap<&str, &str> = files
+            .iter()
+            .map(|f| (f.path.as_str(), f.digest.as_str()))
+            .collect();
+        let detail = expected
+            .iter()
+            .find_map(|(path, digest)| match found.get(path) {
+                None => Some(format!("`{path}` is missing")),
+                Some(d) if d != digest => Some(format!("`{path}` changed")),
+                _ => None,
+            })
+            .or_else(|| {
+                found
+                    .keys()
+                    .find(|p| !expected.contains_key(*p))
+                    .map(|p| format!("`{p}` was added"))
+            })
+            .unwrap_or_else(|| "its files differ from its manifest".to_owned());
+        return Err(format!("output file {detail}"));
+    }
+    Ok(CacheEntry {
+        dir: dir.to_path_buf(),
+        manifest,
+        result,
+    })
+}
+
+fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, String> {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let bytes = std::fs::read(path).map_err(|e| format!("cannot read its {name}: {e}"))?;
+    serde_json::from_slice(&bytes).map_err(|e| format!("its {name} is malformed: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn staged(root: &Path) -> PathBuf {
+        let staging = root.join("staging");
+        std::fs::create_dir_all(staging.join("outputs/dir")).unwrap();
+        std::fs::write(staging.join("outputs/model.bin"), b"weights").unwrap();
+        std::fs::write(staging.join("outputs/dir/a.txt"), b"a").unwrap();
+        staging
+    }
+
+    fn result() -> StageResult {
+        StageResult::default()
+            .output("model", "model.bin")
+            .output("dir", "dir/")
+            .metric("n", 2)
+    }
+
+    #[test]
+    fn commit_then_lookup_hits_with_output_digests() {
+        let tmp = tempfile::tempdir().unwrap();
+        let ws = Workspace::with_state_dir(tmp.path(), tmp.path().join("state"));
+        let cache = Cache::new(&ws);
+        let db = StateDb::in_memory();
+        let entry = cache
+            .commit(&staged(tmp.path()), "k1", "fetch", "s", &result(), &db)
+            .unwrap();
+        assert_eq!(
+            entry.output_digest("model"),
+            Some(blake3::hash(b"weights").to_hex().as_str())
+        );
+        assert_eq!(
+            entry.output_path("dir"),
+            Some(ws.entry_dir("k1").join("outputs/dir"))
+        );
+        match cache.lookup("k1", &db) {
+            Lookup::Hit(hit) => {
+                assert_eq!(hit.manifest.files.len(), 2);
+                assert_eq!(hit.result.metrics["n"], 2);
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(cache.lookup("k2", &db), Lookup::Missing));
+        assert_eq!(cache.keys().unwrap(), ["k1"]);
+    }
+
+    #[test]
+    fn tampered_or_partial_entries_are_corrupt() {
+        let tmp = tempfile::tempdir().unwrap();
+        let ws = Workspace::with_state_dir(tmp.path(), tmp.path().join("state"));
+        let cache = Cache::new(&ws);
+        let db = StateDb::in_memory();
+        let entry = cache
+            .commit(&staged(tmp.path()), "k1", "fetch", "s", &result(), &db)
+            .unwrap();
+        std::fs::write(entry.dir.join("outputs/model.bin"), b"tampered").unwrap();
+        match cache.lookup("k1", &db) {
+            Lookup::Corrupt(reason) => assert_eq!(reason, "output file `model.bin` changed"),
+            other => panic!("{other:?}"),
+        }
+        std::fs::remove_file(entry.dir.join("manifest.json")).unwrap();
+        match cache.lookup("k1", &db) {
+            Lookup::Corrupt(reason) => assert!(
+                reason.starts_with("cannot read its manifest.json"),
+                "{reason}"
+            ),
+            other => panic!("{other:?}"),
+        }
+        cache.remove("k1", &db).unwrap();
+        assert!(matches!(cache.lookup("k1", &db), Lookup::Missing));
+    }
+}

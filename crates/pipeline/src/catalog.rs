@@ -1,0 +1,434 @@
+//! The stage catalog: stage crates found with `cargo metadata` (a package
+//! with `[package.metadata.edgepipe] stage = "<kind>"`), the hash of each
+//! stage's sources (its crate and, transitively, the workspace crates it
+//! depends on by path), its `describe` output cached by that hash, and
+//! `cargo build` of the binaries a run needs.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::BufReader;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::Mutex;
+
+use stage_api::{PROTOCOL_VERSION, StageDescription};
+
+use crate::digest::{self, DigestError, StateDb};
+use crate::workspace::Workspace;
+
+/// Why the stage catalog could not be read or a stage not built.
+#[derive(Debug, thiserror::Error)]
+pub enum CatalogError {
+    #[error("`cargo metadata` failed in {root}: {source}")]
+    Metadata {
+        root: PathBuf,
+        source: cargo_metadata::Error,
+    },
+    #[error("stage kind `{kind}` is declared by two crates, `{first}` and `{second}`; rename one")]
+    DuplicateKind {
+        kind: String,
+        first: String,
+        second: String,
+    },
+    #[error("crate `{package}` declares stage `{kind}` but has no binary target")]
+    NoBinary { package: String, kind: String },
+    #[error(transparent)]
+    Digest(#[from] DigestError),
+    #[error(
+        "`cargo build` of the stages {packages} failed ({status}); see the compiler output above"
+    )]
+    Build { packages: String, status: String },
+    #[error("cannot run `{program}`: {source}")]
+    Spawn {
+        program: String,
+        source: std::io::Error,
+    },
+    #[error("`cargo build` did not report a binary for `{package}`")]
+    NoArtifact { package: String },
+    #[error("`{binary} describe` failed: {detail}")]
+    Describe { binary: PathBuf, detail: String },
+    #[error("{context}: {source}")]
+    Io {
+        context: String,
+        source: std::io::Error,
+    },
+}
+
+/// A stage crate of the workspace.
+#[derive(Debug, Clone)]
+pub struct StageCrate {
+    pub kind: String,
+    pub package: String,
+    /// The crate's `description` from its manifest.
+    pub description: String,
+    pub manifest_dir: PathBuf,
+    pub binary: String,
+    /// Directories whose files make up the stage's source hash: the crate's own
+    /// and those of the workspace crates it depends on, transitively.
+    pub source_dirs: Vec<(String, PathBuf)>,
+}
+
+/// Stage crates by kind, with memoised source hashes.
+#[derive(Debug)]
+pub struct Catalog {
+    pub stages: BTreeMap<String, StageCrate>,
+    pub target_dir: PathBuf,
+    source_hashes: Mutex<BTreeMap<String, String>>,
+}
+
+impl Catalog {
+    /// Reads the workspace with `cargo metadata --no-deps` (path dependencies
+    /// are all workspace members here, so no dependency resolution is needed).
+    pub fn discover(workspace: &Workspace) -> Result<Catalog, CatalogError> {
+        let metadata = cargo_metadata::MetadataCommand::new()
+            .cargo_path(cargo())
+            .current_dir(&workspace.root)
+            .manifest_path(workspace.root.join("Cargo.toml"))
+            .no_deps()
+            .exec()
+            .map_err(|source| CatalogError::Metadata {
+                root: workspace.root.clone(),
+                source,
+            })?;
+        let dir_of = |p: &cargo_metadata::Package| -> PathBuf {
+            p.manifest_path
+                .parent()
+                .map(|d| d.as_std_path().to_path_buf())
+                .unwrap_or_default()
+        };
+        let by_dir: BTreeMap<PathBuf, &cargo_metadata::Package> =
+            metadata.packages.iter().map(|p| (dir_of(p), p)).collect();
+        let mut stages: BTreeMap<String, StageCrate> = BTreeMap::new();
+        for package in &metadata.packages {
+            let Some(kind) = package
+                .metadata
+                .pointer("/edgepipe/stage")
+                .and_then(|v| v.as_str())
+            else {
+                continue;
+            };
+            let binary = package
+                .targets
+                .iter()
+                .find(|t| t.is_kind(cargo_metadata::TargetKind::Bin))
+                .map(|t| t.name.clone())
+                .ok_or_else(|| CatalogError::NoBinary {
+                    package: package.name.to_string(),
+                    kind: kind.to_owned(),
+                })?;
+            if let Some(existing) = stages.get(kind) {
+                return Err(CatalogError::DuplicateKind {
+                    kind: kind.to_owned(),
+                    first: existing.package.clone(),
+                    second: package.name.to_string(),
+                });
+            }
+            // Transitive workspace path dependencies (normal and build, not dev).
+            let mut dirs: BTreeMap<String, PathBuf> = BTreeMap::new();
+            let mut todo: Vec<&cargo_metadata::Package> = vec![package];
+            while let Some(current) = todo.pop() {
+                if dirs
+                    .insert(current.name.to_string(), dir_of(current))
+                    .is_some()
+                {
+                    continue;
+                }
+                for dependency in &current.dependencies {
+                    if dependency.kind == cargo_metadata::DependencyKind::Development {
+                        continue;
+                    }
+                    if let Some(found) = dependency
+                        .path
+                        .as_ref()
+                        .and_then(|p| by_dir.get(p.as_std_path()))
+                    {
+                        todo.push(*found);
+                    }
+                }
+            }
+            stages.insert(
+                kind.to_owned(),
+                StageCrate {
+                    kind: kind.to_owned(),
+                    package: package.name.to_string(),
+                    description: package.description.clone().unwrap_or_default(),
+                    manifest_dir: dir_of(package),
+                    binary,
+                    source_dirs: dirs.into_iter().collect(),
+                },
+            );
+        }
+        Ok(Catalog {
+            stages,
+            target_dir: metadata.target_directory.into_std_path_buf(),
+            source_hashes: Mutex::new(BTreeMap::new()),
+        })
+    }
+
+    pub fn get(&self, kind: &str) -> Option<&StageCrate> {
+        self.stages.get(kind)
+    }
+
+    pub fn kinds(&self) -> impl Iterator<Item = &str> + Clone {
+        self.stages.keys().map(String::as_str)
+    }
+
+    /// BLAKE3 over the stage's source files and those of its workspace
+    /// dependencies (build outputs, hidden files and Python caches excluded).
+    pub fn source_hash(&self, kind: &str, db: &StateDb) -> Result<String, CatalogError> {
+        if let Some(hash) = self
+            .source_hashes
+            .lock()
+            .ok()
+            .and_then(|m| m.get(kind).cloned())
+        {
+            return Ok(hash);
+        }
+        let Some(stage) = self.stages.get(kind) else {
+            return Ok(String::new());
+        };
+        let mut hasher = blake3::Hasher::new();
+        hasher.update(b"edgepipe-stage-source-v1\n");
+        for (name, dir) in &stage.source_dirs {
+            let mut files = Vec::new();
+            source_files(dir, "", &mut files)?;
+            files.sort();
+            hasher.update(name.as_bytes());
+            hasher.update(b"\n");
+            for (relative, path) in files {
+                let metadata = std::fs::metadata(&path).map_err(|source| DigestError {
+                    path: path.clone(),
+                    source,
+                })?;
+                let digest = db.file_digest(&path, &metadata)?;
+                hasher.update(relative.as_bytes());
+                hasher.update(b"\0");
+                hasher.update(digest.as_bytes());
+                hasher.update(b"\n");
+            }
+        }
+        let hash = hasher.finalize().to_hex().to_string();
+        if let Ok(mut map) = self.source_hashes.lock() {
+            map.insert(kind.to_owned(), hash.clone());
+        }
+        Ok(hash)
+    }
+
+    /// The descriptions of `kinds`, from the cache keyed by source hash, or
+    /// by building the missing stages once and running their `describe`.
+    pub fn describe(
+        &self,
+        kinds: &[&str],
+        workspace: &Workspace,
+        db: &StateDb,
+    ) -> Result<BTreeMap<String, StageDescription>, CatalogError> {
+        let mut found = BTreeMap::new();
+        let mut missing = Vec::new();
+        for &kind in kinds {
+            let Some(stage) = self.stages.get(kind) else {
+                continue;
+            };
+            let path = self.description_path(stage, workspace, db)?;
+            let cached = std::fs::read(&path)
+                .ok()
+                .and_then(|bytes| serde_json::from_slice::<StageDescription>(&bytes).ok())
+                .filter(|d| d.protocol == PROTOCOL_VERSION && d.kind == kind);
+            match cached {
+                Some(description) => {
+                    found.insert(kind.to_owned(), description);
+                }
+                None => missing.push(kind),
+            }
+        }
+        if missing.is_empty() {
+            return Ok(found);
+        }
+        let binaries = self.build(&missing)?;
+        for kind in missing {
+            let Some(stage) = self.stages.get(kind) else {
+                continue;
+            };
+            let Some(binary) = binaries.get(kind) else {
+                continue;
+            };
+            let description = run_describe(binary)?;
+            if description.kind != kind {
+                return Err(CatalogError::Describe {
+                    binary: binary.clone(),
+                    detail: format!(
+                        "it describes kind `{}` but its crate declares `{kind}`",
+                        description.kind
+                    ),
+                });
+            }
+            let path = self.description_path(stage, workspace, db)?;
+            let bytes = serde_json::to_vec_pretty(&description).unwrap_or_default();
+            let context = || format!("writing {}", path.display());
+            if let Some(dir) = path.parent() {
+                std::fs::create_dir_all(dir).map_err(|source| CatalogError::Io {
+                    context: context(),
+                    source,
+                })?;
+            }
+            stage_api::write_atomic(&path, &bytes).map_err(|source| CatalogError::Io {
+                context: context(),
+                source,
+            })?;
+            found.insert(kind.to_owned(), description);
+        }
+        Ok(found)
+    }
+
+    fn description_path(
+        &self,
+        stage: &StageCrate,
+        workspace: &Workspace,
+        db: &StateDb,
+    ) -> Result<PathBuf, CatalogError> {
+        let hash = self.source_hash(&stage.kind, db)?;
+        Ok(workspace.describe_dir().join(format!(
+            "{}-{}.json",
+            stage.package,
+            &hash[..32.min(hash.len())]
+        )))
+    }
+
+    /// `cargo build --release` of the stage binaries of `kinds` in one cargo
+    /// invocation; returns each kind's executable. Cargo's own progress and
+    /// diagnostics go to this process's stderr.
+    pub fn build(&self, kinds: &[&str]) -> Result<BTreeMap<String, PathBuf>, CatalogError> {
+        let selected: Vec<&StageCrate> = kinds.iter().filter_map(|k| self.stages.get(*k)).collect();
+        if selected.is_empty() {
+            return Ok(BTreeMap::new());
+        }
+        let mut command = Command::new(cargo());
+        command.args([
+            "build",
+            "--release",
+            "--message-format=json-render-diagnostics",
+        ]);
+        for stage in &selected {
+            command.args(["-p", &stage.package, "--bin", &stage.binary]);
+        }
+        command
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .stdin(Stdio::null());
+        if let Some(root) = selected.first().and_then(|s| s.manifest_dir.parent()) {
+            command.current_dir(root);
+        }
+        let mut child = command.spawn().map_err(|source| CatalogError::Spawn {
+            program: "cargo".into(),
+            source,
+        })?;
+        let packages: BTreeSet<&str> = selected.iter().map(|s| s.package.as_str()).collect();
+        let mut executables: BTreeMap<String, PathBuf> = BTreeMap::new();
+        if let Some(stdout) = child.stdout.take() {
+            for message in cargo_metadata::Message::parse_stream(BufReader::new(stdout)).flatten() {
+                if let cargo_metadata::Message::CompilerArtifact(artifact) = message
+                    && let Some(executable) = artifact.executable
+                    && selected.iter().any(|s| s.binary == artifact.target.name)
+                {
+                    executables
+                        .insert(artifact.target.name.clone(), executable.into_std_path_buf());
+                }
+            }
+        }
+        let status = child.wait().map_err(|source| CatalogError::Spawn {
+            program: "cargo".into(),
+            source,
+        })?;
+        let names = packages.iter().copied().collect::<Vec<_>>().join(", ");
+        if !status.success() {
+            return Err(CatalogError::Build {
+                packages: names,
+                status: status.to_string(),
+            });
+        }
+        selected
+            .iter()
+            .map(|stage| {
+                executables
+                    .get(&stage.binary)
+                    .map(|path| (stage.kind.clone(), path.clone()))
+                    .ok_or_else(|| CatalogError::NoArtifact {
+                        package: stage.package.clone(),
+                    })
+            })
+            .collect()
+    }
+}
+
+/// The cargo that runs this process (`CARGO` under `cargo run`), else `cargo`.
+pub fn cargo() -> PathBuf {
+    std::env::var_os("CARGO")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("cargo"))
+}
+
+/// Files that make up a crate's sources: everything but build outputs,
+/// hidden entries and Python byte code.
+fn source_files(
+    dir: &Path,
+    prefix: &str,
+    out: &mut Vec<(String, PathBuf)>,
+) -> Result<(), CatalogError> {
+    let entries = std::fs::read_dir(dir).map_err(|source| DigestError {
+        path: dir.to_path_buf(),
+        source,
+    })?;
+    for entry in entries {
+        let entry = entry.map_err(|source| DigestError {
+            path: dir.to_path_buf(),
+            source,
+        })?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name.starts_with('.')
+            || name == "target"
+            || name == "__pycache__"
+            || name.ends_with(".pyc")
+        {
+            continue;
+        }
+        let path = entry.path();
+        let relative = if prefix.is_empty() {
+            name
+        } else {
+            format!("{prefix}/{name}")
+        };
+        let file_type = entry.file_type().map_err(|source| DigestError {
+            path: path.clone(),
+            source,
+        })?;
+        if file_type.is_dir() {
+            source_files(&path, &relative, out)?;
+        } else if file_type.is_file() {
+            out.push((relative, path));
+        }
+    }
+    Ok(())
+}
+
+/// Runs `BINARY describe` and parses its JSON.
+pub fn run_describe(binary: &Path) -> Result<StageDescription, CatalogError> {
+    let output = stage_api::ToolCommand::new(binary)
+        .arg("describe")
+        .quiet()
+        .run()
+        .map_err(|e| CatalogError::Describe {
+            binary: binary.to_path_buf(),
+            detail: e.to_string(),
+        })?;
+    serde_json::from_str(&output.stdout).map_err(|e| CatalogError::Describe {
+        binary: binary.to_path_buf(),
+        detail: format!("invalid JSON: {e}"),
+    })
+}
+
+/// Digest of a directory's files (used for the docker executor's identity).
+pub fn dir_digest(dir: &Path, db: &StateDb) -> Result<String, DigestError> {
+    if dir.exists() {
+        digest::path_digest(dir, db)
+    } else {
+        Ok("none".to_owned())
+    }
+}

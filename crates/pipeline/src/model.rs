@@ -1,0 +1,669 @@
+//! The pipeline file's model: stages, their kind, params, inputs and
+//! executor overrides, built from the located YAML tree with strict checks
+//! of the file's own structure (keys, types, reference syntax). Checks that
+//! need the stage catalog (kinds, params, outputs) live in [`crate::validate`].
+//!
+//! ```yaml
+//! name: demo
+//! executor: { kind: local, threads: 1 }
+//! stages:
+//!   data:
+//!     kind: fetch
+//!     inputs: { source: ../data/labels.csv }   # a file beside the YAML
+//!   copy:
+//!     kind: fetch
+//!     inputs: { source: ${data.file} }         # another stage's output
+//!     params: { name: copy.csv }
+//! ```
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde_json::{Map, Value};
+use stage_api::ExecutorKind;
+
+use crate::diagnostic::{Diagnostic, Diagnostics};
+use crate::suggest;
+use crate::yaml::{self, Key, Node, NodeValue, Pos};
+
+const TOP_KEYS: [&str; 4] = ["name", "description", "executor", "stages"];
+const STAGE_KEYS: [&str; 4] = ["kind", "params", "inputs", "executor"];
+const EXECUTOR_KEYS: [&str; 6] = [
+    "kind",
+    "threads",
+    "tool_timeout_secs",
+    "timeout_secs",
+    "env",
+    "docker",
+];
+const DOCKER_KEYS: [&str; 3] = ["gpus", "context", "image_prefix"];
+
+/// A parsed pipeline file.
+#[derive(Debug, Clone)]
+pub struct Pipeline {
+    pub name: String,
+    /// The YAML file (absolute).
+    pub file: PathBuf,
+    pub executor: ExecutorSpec,
+    /// Stages in file order.
+    pub stages: Vec<StageSpec>,
+}
+
+/// One stage of a pipeline.
+#[derive(Debug, Clone)]
+pub struct StageSpec {
+    pub name: String,
+    pub name_pos: Pos,
+    pub kind: String,
+    pub kind_pos: Pos,
+    /// Params as written (defaults are added from the stage's description).
+    pub params: Map<String, Value>,
+    /// The params node, to locate errors inside params.
+    pub params_node: Option<Node>,
+    pub inputs: BTreeMap<String, InputBinding>,
+    pub executor: ExecutorSpec,
+}
+
+/// What one named input of a stage is bound to.
+#[derive(Debug, Clone)]
+pub struct InputBinding {
+    pub name: String,
+    pub pos: Pos,
+    /// Written as a YAML list.
+    pub is_list: bool,
+    pub sources: Vec<InputSource>,
+}
+
+/// Where an input artifact comes from.
+#[derive(Debug, Clone, PartialEq)]
+pub enum InputSource {
+    /// `${stage.output}`.
+    Output {
+        stage: String,
+        output: String,
+        pos: Pos,
+    },
+    /// A file or directory outside the pipeline, relative to the YAML file.
+    External {
+        path: PathBuf,
+        written: String,
+        pos: Pos,
+    },
+}
+
+/// Executor settings written in the YAML (pipeline-wide or per stage).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ExecutorSpec {
+    pub kind: Option<ExecutorKind>,
+    pub threads: Option<usize>,
+    pub tool_timeout_secs: Option<u64>,
+    /// Wall-clock limit of the whole stage run.
+    pub timeout_secs: Option<u64>,
+    pub env: BTreeMap<String, String>,
+    pub gpus: Option<bool>,
+    pub context: Option<String>,
+    pub image_prefix: Option<String>,
+}
+
+impl ExecutorSpec {
+    /// `self` with the fields `over` sets replaced.
+    pub fn merged(&self, over: &ExecutorSpec) -> ExecutorSpec {
+        let mut env = self.env.clone();
+        env.extend(over.env.iter().map(|(k, v)| (k.clone(), v.clone())));
+        ExecutorSpec {
+            kind: over.kind.or(self.kind),
+            threads: over.threads.or(self.threads),
+            tool_timeout_secs: over.tool_timeout_secs.or(self.tool_timeout_secs),
+            timeout_secs: over.timeout_secs.or(self.timeout_secs),
+            env,
+            gpus: over.gpus.or(self.gpus),
+            context: over.context.clone().or_else(|| self.context.clone()),
+            image_prefix: over
+                .image_prefix
+                .clone()
+                .or_else(|| self.image_prefix.clone()),
+        }
+    }
+}
+
+impl Pipeline {
+    /// Reads and parses a pipeline file.
+    pub fn load(file: &Path) -> Result<Pipeline, Diagnostics> {
+        let file = std::path::absolute(file).unwrap_or_else(|_| file.to_path_buf());
+        let text = std::fs::read_to_string(&file).map_err(|e| {
+            Diagnostics(vec![Diagnostic::new(
+                &file,
+                None,
+                format!("cannot read the pipeline file: {e}"),
+            )])
+        })?;
+        Self::parse(&file, &text)
+    }
+
+    /// Parses pipeline text; `file` names it in messages and anchors relative paths.
+    pub fn parse(file: &Path, text: &str) -> Result<Pipeline, Diagnostics> {
+        let root = yaml::parse(text).map_err(|err| {
+            Diagnostics(vec![Diagnostic::new(
+                file,
+                err.pos,
+                format!("invalid YAML: {}", err.message),
+            )])
+        })?;
+        let mut builder = Builder {
+            file,
+            diagnostics: Vec::new(),
+        };
+        let pipeline = builder.pipeline(&root);
+        if builder.diagnostics.is_empty() {
+            pipeline.ok_or_else(|| Diagnostics(Vec::new()))
+        } else {
+            Err(Diagnostics(builder.diagnostics))
+        }
+    }
+
+    pub fn stage(&self, name: &str) -> Option<&StageSpec> {
+        self.stages.iter().find(|s| s.name == name)
+    }
+
+    /// The directory relative input paths are resolved against.
+    pub fn dir(&self) -> &Path {
+        self.file.parent().unwrap_or(Path::new("."))
+    }
+
+    /// The lock file beside the YAML: `<stem>.lock`.
+    pub fn lock_path(&self) -> PathBuf {
+        self.file.with_extension("lock")
+    }
+}
+
+impl StageSpec {
+    /// The position of a param value (or of the params block).
+    pub fn param_pos(&self, path: &[yaml::PathSegment]) -> Pos {
+        match &self.params_node {
+            Some(node) => node.pos_at(path),
+            None => self.kind_pos,
+        }
+    }
+
+    /// The position of a param's key, when written.
+    pub fn param_key_pos(&self, name: &str) -> Option<Pos> {
+        self.params_node.as_ref()?.key_pos(name)
+    }
+
+    /// Names of upstream stages this stage reads outputs of.
+    pub fn upstream(&self) -> impl Iterator<Item = &str> {
+        self.inputs
+            .values()
+            .flat_map(|b| &b.sources)
+            .filter_map(|s| match s {
+                InputSource::Output { stage, .. } => Some(stage.as_str()),
+                InputSource::External { .. } => None,
+            })
+    }
+}
+
+struct Builder<'a> {
+    file: &'a Path,
+    diagnostics: Vec<Diagnostic>,
+}
+
+impl Builder<'_> {
+    fn error(&mut self, pos: Pos, message: impl Into<String>) {
+        self.diagnostics
+            .push(Diagnostic::new(self.file, Some(pos), message));
+    }
+
+    fn error_help(&mut self, pos: Pos, message: impl Into<String>, help: impl Into<String>) {
+        self.diagnostics
+            .push(Diagnostic::new(self.file, Some(pos), message).with_help(help));
+    }
+
+    /// The entries of a mapping node; unknown keys are reported.
+    fn mapping<'n>(
+        &mut self,
+        node: &'n Node,
+        what: &str,
+        allowed: &[&str],
+    ) -> Option<&'n [(Key, Node)]> {
+        let Some(entries) = node.as_map() else {
+            self.error(
+                node.pos,
+                format!(
+                    "{what} must be a mapping, found a {}",
+                    node.value.type_name()
+                ),
+            );
+            return None;
+        };
+        for (key, _) in entries {
+            if !allowed.contains(&key.name.as_str()) {
+                self.error_help(
+                    key.pos,
+                    format!("unknown key `{}` in {what}", key.name),
+                    suggest::help(&key.name, allowed.iter().copied()),
+                );
+            }
+        }
+        Some(entries)
+    }
+
+    fn string(&mut self, node: &Node, what: &str) -> Option<String> {
+        match &node.value {
+            NodeValue::String(s) => Some(s.clone()),
+            other => {
+                self.error(
+                    node.pos,
+                    format!("{what} must be a string, found a {}", other.type_name()),
+                );
+                None
+            }
+        }
+    }
+
+    fn pipeline(&mut self, root: &Node) -> Option<Pipeline> {
+        let entries = self.mapping(root, "the pipeline", &TOP_KEYS)?;
+        let get = |name: &str| entries.iter().find(|(k, _)| k.name == name).map(|(_, v)| v);
+        let name = match get("name") {
+            Some(node) => {
+                let name = self.string(node, "`name`").unwrap_or_default();
+                if !name.is_empty() && !is_identifier(&name) {
+                    self.error(
+                        node.pos,
+                        format!("pipeline name `{name}` may only use letters, digits, `_` and `-`"),
+                    );
+                }
+                name
+            }
+            None => {
+                self.error(root.pos, "the pipeline has no `name`");
+                String::new()
+            }
+        };
+        if let Some(node) = get("description") {
+            self.string(node, "`description`");
+        }
+        let executor = get("executor")
+            .map(|n| self.executor(n))
+            .unwrap_or_default();
+        let mut stages = Vec::new();
+        match get("stages") {
+            Some(node) => {
+                if let Some(entries) = node.as_map() {
+                    if entries.is_empty() {
+                        self.error(node.pos, "`stages` is empty");
+                    }
+                    for (key, value) in entries {
+                        if let Some(stage) = self.stage(key, value) {
+                            stages.push(stage);
+                        }
+                    }
+                } else {
+                    self.error(
+                        node.pos,
+                        format!(
+                            "`stages` must be a mapping of stage names, found a {}",
+                            node.value.type_name()
+                        ),
+                    );
+                }
+            }
+            None => self.error(root.pos, "the pipeline has no `stages`"),
+        }
+        Some(Pipeline {
+            name,
+            file: self.file.to_path_buf(),
+            executor,
+            stages,
+        })
+    }
+
+    fn stage(&mut self, key: &Key, node: &Node) -> Option<StageSpec> {
+        if !is_identifier(&key.name) {
+            self.error(
+                key.pos,
+                format!(
+                    "stage name `{}` may only use letters, digits, `_` and `-`",
+                    key.name
+                ),
+            );
+        }
+        let what = format!("stage `{}`", key.name);
+        let entries = self.mapping(node, &what, &STAGE_KEYS)?;
+        let get = |name: &str| entries.iter().find(|(k, _)| k.name == name).map(|(_, v)| v);
+        let Some(kind_node) = get("kind") else {
+            self.error(key.pos, format!("{what} has no `kind`"));
+            return None;
+        };
+        let kind = self.string(kind_node, "`kind`")?;
+        let params_node = get("params").filter(|n| n.value != NodeValue::Null);
+        let params = match params_node {
+            Some(node) => match node.to_json() {
+                Value::Object(map) => map,
+                _ => {
+                    self.error(
+                        node.pos,
+                        format!(
+                            "`params` of {what} must be a mapping, found a {}",
+                            node.value.type_name()
+                        ),
+                    );
+                    Map::new()
+                }
+            },
+            None => Map::new(),
+        };
+        let mut inputs = BTreeMap::new();
+        if let Some(node) = get("inputs").filter(|n| n.value != NodeValue::Null) {
+            if let Some(entries) = node.as_map() {
+                for (input_key, value) in entries {
+                    let binding = self.input(input_key, value);
+                    inputs.insert(input_key.name.clone(), binding);
+                }
+            } else {
+                self.error(
+                    node.pos,
+                    format!(
+                        "`inputs` of {what} must be a mapping of input names, found a {}",
+                        node.value.type_name()
+                    ),
+                );
+            }
+        }
+        let executor = get("executor")
+            .map(|n| self.executor(n))
+            .unwrap_or_default();
+        Some(StageSpec {
+            name: key.name.clone(),
+            name_pos: key.pos,
+            kind,
+            kind_pos: kind_node.pos,
+            params,
+            params_node: params_node.cloned(),
+            inputs,
+            executor,
+        })
+    }
+
+    fn input(&mut self, key: &Key, node: &Node) -> InputBinding {
+        let (is_list, items): (bool, Vec<&Node>) = match &node.value {
+            NodeValue::Seq(items) => (true, items.iter().collect()),
+            _ => (false, vec![node]),
+        };
+        let mut sources = Vec::new();
+        for item in items {
+            let Some(text) = self.string(item, &format!("input `{}`", key.name)) else {
+                continue;
+            };
+            match parse_source(&text) {
+                Ok(Reference::Output { stage, output }) => {
+                    sources.push(InputSource::Output { stage, output, pos: item.pos });
+                }
+                Ok(Reference::Path(written)) => {
+                    let dir = self.file.parent().unwrap_or(Path::new("."));
+                    sources.push(InputSource::External { path: dir.join(&written), written, pos: item.pos });
+                }
+                Err(message) => self.error_help(
+                    item.pos,
+                    message,
+                    "write `${stage.output}` to use another stage's output, or a path relative to the pipeline file",
+                ),
+            }
+        }
+        if is_list && sources.is_empty() && self.diagnostics.is_empty() {
+            self.error(node.pos, format!("input `{}` is an empty list", key.name));
+        }
+        InputBinding {
+            name: key.name.clone(),
+            pos: key.pos,
+            is_list,
+            sources,
+        }
+    }
+
+    fn executor(&mut self, node: &Node) -> ExecutorSpec {
+        let mut spec = ExecutorSpec::default();
+        let Some(entries) = self.mapping(node, "`executor`", &EXECUTOR_KEYS) else {
+            return spec;
+        };
+        for (key, value) in entries {
+            match key.name.as_str() {
+                "kind" => match value.as_str() {
+                    Some("local") => spec.kind = Some(ExecutorKind::Local),
+                    Some("docker") => spec.kind = Some(ExecutorKind::Docker),
+                    _ => self.error_help(
+                        value.pos,
+                        "unknown executor kind",
+                        "expected `local` or `docker`",
+                    ),
+                },
+                "threads" => spec.threads = self.positive(value, "`threads`").map(|n| n as usize),
+                "tool_timeout_secs" => {
+                    spec.tool_timeout_secs = self.positive(value, "`tool_timeout_secs`")
+                }
+                "timeout_secs" => spec.timeout_secs = self.positive(value, "`timeout_secs`"),
+                "env" => {
+                    if let Some(entries) = node_entries(value) {
+                        for (k, v) in entries {
+                            let text = match &v.value {
+                                NodeValue::String(s) => s.clone(),
+                                NodeValue::Int(i) => i.to_string(),
+                                NodeValue::Float(f) => f.to_string(),
+                                NodeValue::Bool(b) => b.to_string(),
+                                other => {
+                                    self.error(
+                                        v.pos,
+                                        format!(
+                                            "environment values must be scalars, found a {}",
+                                            other.type_name()
+                                        ),
+                                    );
+                                    continue;
+                                }
+                            };
+                            spec.env.insert(k.name.clone(), text);
+                        }
+                    } else {
+                        self.error(
+                            value.pos,
+                            "`env` must be a mapping of variable names to values",
+                        );
+                    }
+                }
+                "docker" => {
+                    let Some(entries) = self.mapping(value, "`docker`", &DOCKER_KEYS) else {
+                        continue;
+                    };
+                    for (k, v) in entries {
+                        match k.name.as_str() {
+                            "gpus" => match v.value {
+                                NodeValue::Bool(b) => spec.gpus = Some(b),
+                                _ => self.error(v.pos, "`gpus` must be true or false"),
+                            },
+                            "context" => spec.context = self.string(v, "`context`"),
+                            "image_prefix" => spec.image_prefix = self.string(v, "`image_prefix`"),
+                            _ => {}
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+        spec
+    }
+
+    fn positive(&mut self, node: &Node, what: &str) -> Option<u64> {
+        match node.value {
+            NodeValue::Int(i) if i > 0 => Some(i as u64),
+            _ => {
+                self.error(node.pos, format!("{what} must be a positive integer"));
+                None
+            }
+        }
+    }
+}
+
+fn node_entries(node: &Node) -> Option<&[(Key, Node)]> {
+    node.as_map()
+}
+
+/// A parsed input value.
+#[derive(Debug, PartialEq)]
+enum Reference {
+    Output { stage: String, output: String },
+    Path(String),
+}
+
+fn parse_source(text: &str) -> Result<Reference, String> {
+    let trimmed = text.trim();
+    if let Some(inner) = trimmed.strip_prefix("${").and_then(|r| r.strip_suffix('}')) {
+        let Some((stage, output)) = inner.split_once('.') else {
+            return Err(format!(
+                "reference `{trimmed}` must name a stage and an output: `${{stage.output}}`"
+            ));
+        };
+        let (stage, output) = (stage.trim(), output.trim());
+        if !is_identifier(stage) || !is_identifier(output) {
+            return Err(format!(
+                "reference `{trimmed}` is malformed: expected `${{stage.output}}`"
+            ));
+        }
+        return Ok(Reference::Output {
+            stage: stage.to_owned(),
+            output: output.to_owned(),
+        });
+    }
+    if trimmed.contains("${") {
+        return Err(format!(
+            "`{trimmed}`: a reference must be the whole value, like `${{stage.output}}`"
+        ));
+    }
+    if trimmed.is_empty() {
+        return Err("an input path is empty".to_owned());
+    }
+    Ok(Reference::Path(trimmed.to_owned()))
+}
+
+pub(crate) fn is_identifier(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+        && !name.starts_with('-')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Pipeline, Diagnostics> {
+        Pipeline::parse(Path::new("/p/x.yaml"), text)
+    }
+
+    #[test]
+    fn parses_stages_inputs_and_executor() {
+        let p = parse(
+            "name: demo\nexecutor: { kind: local, threads: 2 }\nstages:\n  a:\n    kind: fetch\n    inputs: { source: data/in.txt }\n  b:\n    kind: fetch\n    inputs:\n      many: [ '${a.file}', ../x ]\n    params: { name: out.txt }\n    executor: { docker: { gpus: true } }\n",
+        )
+        .unwrap();
+        assert_eq!(p.name, "demo");
+        assert_eq!(p.executor.threads, Some(2));
+        assert_eq!(p.stages.len(), 2);
+        let a = &p.stages[0];
+        assert_eq!(
+            a.inputs["source"].sources,
+            vec![InputSource::External {
+                path: "/p/data/in.txt".into(),
+                written: "data/in.txt".into(),
+                pos: Pos {
+                    line: 6,
+                    column: 23
+                }
+            }]
+        );
+        let b = &p.stages[1];
+        assert!(b.inputs["many"].is_list);
+        assert_eq!(
+            b.inputs["many"].sources[0],
+            InputSource::Output {
+                stage: "a".into(),
+                output: "file".into(),
+                pos: Pos {
+                    line: 10,
+                    column: 15
+                }
+            }
+        );
+        assert_eq!(b.params["name"], Value::from("out.txt"));
+        assert_eq!(b.executor.gpus, Some(true));
+        assert_eq!(b.upstream().collect::<Vec<_>>(), ["a"]);
+        assert_eq!(p.lock_path(), Path::new("/p/x.lock"));
+    }
+
+    #[test]
+    fn unknown_keys_get_a_suggestion_and_position() {
+        let err = parse("name: d\nstages:\n  a:\n    kind: fetch\n    parms: {}\n").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "/p/x.yaml:5:5: unknown key `parms` in stage `a`\n  help: did you mean `params`?"
+        );
+    }
+
+    #[test]
+    fn malformed_references_are_rejected() {
+        let err = parse("name: d\nstages:\n  a:\n    kind: fetch\n    inputs: { s: 'x/${a}' }\n")
+            .unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("/p/x.yaml:5:18: `x/${a}`: a reference must be the whole value"),
+            "{err}"
+        );
+        let err = parse("name: d\nstages:\n  a:\n    kind: fetch\n    inputs: { s: '${a}' }\n")
+            .unwrap_err();
+        assert!(
+            err.to_string().contains("must name a stage and an output"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn wrong_types_are_reported() {
+        let err = parse("name: d\nstages:\n  a:\n    kind: [x]\n").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "/p/x.yaml:4:11: `kind` must be a string, found a list"
+        );
+        let err = parse("name: d\nstages: []\n").unwrap_err();
+        assert!(
+            err.to_string().contains("2:9: `stages` must be a mapping"),
+            "{err}"
+        );
+        let err =
+            parse("name: d\nexecutor: { threads: -1 }\nstages: { a: { kind: f } }\n").unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("2:22: `threads` must be a positive integer"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn invalid_yaml_is_located() {
+        let err = parse("name: d\nstages:\n  a: [\n").unwrap_err();
+        let text = err.to_string();
+        assert!(text.starts_with("/p/x.yaml:"), "{text}");
+        assert!(text.contains("invalid YAML"), "{text}");
+    }
+
+    #[test]
+    fn the_shared_smoke_pipeline_parses() {
+        let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../pipelines/smoke.yaml");
+        let p = Pipeline::load(&file).unwrap();
+        assert_eq!(p.name, "smoke");
+        let report = p.stage("report").unwrap();
+        assert_eq!(report.inputs["benches"].sources.len(), 5);
+        assert_eq!(
+            p.stage("bench_toco").unwrap().params["variant"],
+            Value::from("QAT + toco")
+        );
+    }
+}

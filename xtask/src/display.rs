@@ -1,0 +1,235 @@
+//! Terminal output: the live per-stage progress (indicatif on a terminal,
+//! plain lines otherwise), the plan, the summary table and failure tails.
+
+use std::collections::HashMap;
+use std::io::IsTerminal;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use pipeline::engine::{
+    EngineError, Observer, PlanStatus, PlannedStage, RunReport, Session, StageOutcome, Status,
+};
+use stage_api::Progress;
+
+/// Turns an engine error into a message (diagnostics keep their layout).
+pub fn engine_error(err: EngineError) -> anyhow::Error {
+    anyhow::anyhow!("{err}")
+}
+
+/// The live display of a run.
+pub struct LiveDisplay {
+    multi: MultiProgress,
+    bars: Mutex<HashMap<String, ProgressBar>>,
+    terminal: bool,
+}
+
+impl LiveDisplay {
+    pub fn new() -> Self {
+        let terminal = std::io::stderr().is_terminal();
+        let target = if terminal {
+            ProgressDrawTarget::stderr()
+        } else {
+            ProgressDrawTarget::hidden()
+        };
+        LiveDisplay {
+            multi: MultiProgress::with_draw_target(target),
+            bars: Mutex::new(HashMap::new()),
+            terminal,
+        }
+    }
+
+    fn line(&self, text: String) {
+        if self.terminal {
+            let _ = self.multi.println(text);
+        } else {
+            eprintln!("{text}");
+        }
+    }
+
+    pub fn clear(&self) {
+        let _ = self.multi.clear();
+    }
+}
+
+fn style() -> ProgressStyle {
+    ProgressStyle::with_template(
+        "{spinner} {prefix:<18} [{elapsed_precise}] {bar:24} {pos}/{len} {wide_msg}",
+    )
+    .unwrap_or_else(|_| ProgressStyle::default_bar())
+}
+
+impl Observer for LiveDisplay {
+    fn building(&self, packages: &[String]) {
+        self.line(format!("building stages: {}", packages.join(", ")));
+    }
+
+    fn provisioning(&self, what: &str) {
+        self.line(format!(
+            "provisioning {what} (first use takes minutes; reused after)"
+        ));
+    }
+
+    fn waiting_for_lock(&self, holder: &str) {
+        self.line(format!(
+            "waiting for another edgepipe run (pid {holder}) to release the cache..."
+        ));
+    }
+
+    fn stage_started(&self, stage: &str, kind: &str) {
+        if !self.terminal {
+            eprintln!("[{stage}] started ({kind})");
+            return;
+        }
+        let bar = self.multi.add(
+            ProgressBar::new(0)
+                .with_style(style())
+                .with_prefix(stage.to_owned()),
+        );
+        bar.enable_steady_tick(Duration::from_millis(200));
+        if let Ok(mut bars) = self.bars.lock() {
+            bars.insert(stage.to_owned(), bar);
+        }
+    }
+
+    fn stage_progress(&self, stage: &str, progress: &Progress) {
+        if let Ok(bars) = self.bars.lock()
+            && let Some(bar) = bars.get(stage)
+        {
+            if let Some(total) = progress.total {
+                bar.set_length(total);
+            }
+            bar.set_position(progress.done);
+            bar.set_message(progress.message.clone());
+        }
+    }
+
+    fn stage_finished(&self, outcome: &StageOutcome) {
+        let bar = self
+            .bars
+            .lock()
+            .ok()
+            .and_then(|mut bars| bars.remove(&outcome.stage));
+        if let Some(bar) = bar {
+            bar.finish_and_clear();
+            self.multi.remove(&bar);
+        }
+        let detail = if outcome.summary.is_empty() {
+            String::new()
+        } else {
+            format!(": {}", first_line(&outcome.summary))
+        };
+        self.line(format!(
+            "[{}] {}{}{detail}",
+            outcome.stage,
+            outcome.status,
+            seconds(outcome.duration)
+        ));
+    }
+}
+
+fn first_line(text: &str) -> &str {
+    text.lines().next().unwrap_or_default()
+}
+
+fn seconds(duration: Duration) -> String {
+    if duration.is_zero() {
+        String::new()
+    } else {
+        format!(" in {:.1} s", duration.as_secs_f64())
+    }
+}
+
+/// Prints the plan: one line per stage, reasons indented below.
+pub fn print_plan(session: &Session, plan: &[PlannedStage]) {
+    let mut run = 0;
+    for planned in plan {
+        match &planned.status {
+            PlanStatus::Cached { key } => println!(
+                "  cached   {:<20} {:<10} {}",
+                planned.stage,
+                planned.kind,
+                &key[..12]
+            ),
+            PlanStatus::NotSelected => println!(
+                "  skip     {:<20} {:<10} not selected",
+                planned.stage, planned.kind
+            ),
+            PlanStatus::Run { key, reasons } => {
+                run += 1;
+                let key = key.as_deref().map(|k| &k[..12]).unwrap_or("(pending)");
+                println!(
+                    "  run      {:<20} {:<10} {key}",
+                    planned.stage, planned.kind
+                );
+                for reason in reasons {
+                    println!("             - {reason}");
+                }
+            }
+        }
+    }
+    println!(
+        "{}: {run} of {} stages would run",
+        session.pipeline.name,
+        plan.len()
+    );
+}
+
+/// The summary table at the end of a run.
+pub fn print_summary(report: &RunReport) {
+    let width = report
+        .outcomes
+        .iter()
+        .map(|o| o.stage.len())
+        .max()
+        .unwrap_or(5)
+        .max(5);
+    println!(
+        "\n{:<width$}  {:<10} {:<8} {:>9}  summary",
+        "stage", "kind", "status", "time"
+    );
+    for outcome in &report.outcomes {
+        let time = if outcome.status == Status::Ran || outcome.status == Status::Failed {
+            format!("{:.1} s", outcome.duration.as_secs_f64())
+        } else {
+            "-".to_owned()
+        };
+        println!(
+            "{:<width$}  {:<10} {:<8} {:>9}  {}",
+            outcome.stage,
+            outcome.kind,
+            outcome.status.to_string(),
+            time,
+            first_line(&outcome.summary)
+        );
+    }
+    println!(
+        "{}: {} ran, {} cached, {} failed, {} skipped; lock: {}; outputs: {}",
+        report.pipeline,
+        report.count(Status::Ran),
+        report.count(Status::Cached),
+        report.count(Status::Failed),
+        report.count(Status::Skipped),
+        report.lock_path.display(),
+        report.out_dir.display()
+    );
+}
+
+/// The failing stage's message and the tail of its log.
+pub fn print_failure(outcome: &StageOutcome) {
+    eprintln!(
+        "\nstage `{}` ({}) failed: {}",
+        outcome.stage, outcome.kind, outcome.summary
+    );
+    if let Some(failure) = &outcome.failure
+        && !failure.log_tail.is_empty()
+    {
+        eprintln!("--- last lines of its log ---");
+        for line in &failure.log_tail {
+            eprintln!("{line}");
+        }
+    }
+    if let Some(log) = &outcome.log {
+        eprintln!("--- full log: {}", log.display());
+    }
+}

@@ -1,0 +1,31 @@
+//! `cargo xtask plan FILE`: what a run would do and why, without running.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use pipeline::engine::{RunOptions, Session};
+use stage_api::ExecutorKind;
+
+use crate::display;
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// The pipeline YAML.
+    file: PathBuf,
+    /// Plan for this executor.
+    #[arg(long, value_parser = crate::run_pipeline::parse_executor)]
+    executor: Option<ExecutorKind>,
+}
+
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let workspace = crate::workspace();
+    let live = display::LiveDisplay::new();
+    let session = Session::load(&workspace, &args.file, &live).map_err(display::engine_error)?;
+    let options = RunOptions {
+        executor: args.executor,
+        ..Default::default()
+    };
+    let plan = session.plan(&options).map_err(display::engine_error)?;
+    display::print_plan(&session, &plan);
+    Ok(ExitCode::SUCCESS)
+}

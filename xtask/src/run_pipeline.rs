@@ -1,0 +1,76 @@
+//! `cargo xtask pipeline FILE`: runs a pipeline and prints a summary table.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use pipeline::engine::{RunOptions, Session, Status};
+use stage_api::ExecutorKind;
+
+use crate::display::{self, LiveDisplay};
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// The pipeline YAML.
+    file: PathBuf,
+    /// Show what would run and why, without running anything.
+    #[arg(long)]
+    dry_run: bool,
+    /// Run only this stage and what it needs (repeatable).
+    #[arg(long, value_name = "STAGE")]
+    only: Vec<String>,
+    /// Run this stage even when it is cached (repeatable).
+    #[arg(long, value_name = "STAGE")]
+    force: Vec<String>,
+    /// Stages run at the same time.
+    #[arg(long, short, default_value_t = 2)]
+    jobs: usize,
+    /// Run every stage with this executor.
+    #[arg(long, value_parser = parse_executor)]
+    executor: Option<ExecutorKind>,
+    /// Fail at once instead of waiting when another run holds the cache.
+    #[arg(long)]
+    no_wait: bool,
+}
+
+pub fn parse_executor(text: &str) -> Result<ExecutorKind, String> {
+    match text {
+        "local" => Ok(ExecutorKind::Local),
+        "docker" => Ok(ExecutorKind::Docker),
+        other => Err(format!(
+            "unknown executor `{other}`; expected `local` or `docker`"
+        )),
+    }
+}
+
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let workspace = crate::workspace();
+    let live = LiveDisplay::new();
+    let session = Session::load(&workspace, &args.file, &live).map_err(display::engine_error)?;
+    let options = RunOptions {
+        only: args.only,
+        force: args.force,
+        jobs: args.jobs,
+        executor: args.executor,
+        wait_for_lock: !args.no_wait,
+        python: Default::default(),
+    };
+    if args.dry_run {
+        let plan = session.plan(&options).map_err(display::engine_error)?;
+        display::print_plan(&session, &plan);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let report = session
+        .run(&options, &live)
+        .map_err(display::engine_error)
+        .context("the pipeline did not run")?;
+    live.clear();
+    display::print_summary(&report);
+    if report.count(Status::Failed) > 0 {
+        for failed in report.failed() {
+            display::print_failure(failed);
+        }
+        return Ok(ExitCode::FAILURE);
+    }
+    Ok(ExitCode::SUCCESS)
+}
