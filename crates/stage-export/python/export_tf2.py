@@ -1,0 +1,85 @@
+"""Exports a TF2 OD API SSD checkpoint as a TFLite-ready SavedModel
+(what export_tflite_graph_tf2.py does), then inspects it.
+
+argv: python export_tf2.py request.json result.json
+request: {"pipeline_config": path, "checkpoint_dir": dir, "output_dir": dir,
+          "max_detections": N, "use_regular_nms": false}
+result:  {"input": {"name", "shape", "dtype"}, "outputs": [...],
+          "postprocess": true, "export_seconds": s}
+The SavedModel lands in <output_dir>/saved_model. Its serving function
+ends in a composite function marked
+experimental_implements="TFLite_Detection_PostProcess", which the TFLite
+converter turns into the custom op.
+"""
+
+import json
+import os
+import sys
+import time
+
+PROGRESS = "edgepipe::progress "
+POSTPROCESS = "TFLite_Detection_PostProcess"
+
+
+def progress(message):
+    sys.stderr.write(PROGRESS + json.dumps({"done": 0, "total": None, "message": message}) + "\n")
+    sys.stderr.flush()
+
+
+def has_postprocess(saved_model_dir):
+    """Whether any function in the SavedModel implements the post-process op."""
+    from tensorflow.core.protobuf import saved_model_pb2
+
+    with open(os.path.join(saved_model_dir, "saved_model.pb"), "rb") as f:
+        model = saved_model_pb2.SavedModel.FromString(f.read())
+    for meta in model.meta_graphs:
+        for function in meta.graph_def.library.function:
+            implements = function.attr.get("_implements")
+            if implements is not None and POSTPROCESS in implements.s.decode(errors="replace"):
+                return True
+    return False
+
+
+def main():
+    with open(sys.argv[1]) as f:
+        request = json.load(f)
+    import tensorflow as tf
+    from google.protobuf import text_format
+    from object_detection import export_tflite_graph_lib_tf2
+    from object_detection.protos import pipeline_pb2
+
+    config = pipeline_pb2.TrainEvalPipelineConfig()
+    with open(request["pipeline_config"]) as f:
+        text_format.Merge(f.read(), config)
+    progress("exporting the SSD graph with the TFLite post-process")
+    started = time.time()
+    export_tflite_graph_lib_tf2.export_tflite_model(
+        config,
+        request["checkpoint_dir"],
+        request["output_dir"],
+        int(request["max_detections"]),
+        bool(request.get("use_regular_nms", False)),
+    )
+    seconds = time.time() - started
+    saved_model_dir = os.path.join(request["output_dir"], "saved_model")
+    loaded = tf.saved_model.load(saved_model_dir)
+    signature = loaded.signatures["serving_default"]
+    inputs = [spec for spec in signature.structured_input_signature[1].values()]
+    if len(inputs) != 1:
+        raise SystemExit(f"expected one input in the serving signature, found {len(inputs)}")
+    spec = inputs[0]
+    outputs = sorted(signature.structured_outputs.keys())
+    result = {
+        "input": {"name": spec.name, "shape": [int(d) for d in spec.shape], "dtype": spec.dtype.name},
+        "outputs": outputs,
+        "postprocess": has_postprocess(saved_model_dir),
+        "export_seconds": seconds,
+    }
+    if not result["postprocess"]:
+        raise SystemExit(f"the exported SavedModel has no {POSTPROCESS} function")
+    with open(sys.argv[2], "w") as f:
+        json.dump(result, f, indent=2)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,175 @@
+"""Quantization-aware training of the Keras SSDLite (keras_ssdlite.py).
+
+argv: python train_qat.py request.json result.json
+request: {"model_dir": path, "train_records": glob, "arch": {...},
+          "steps": N, "delay": D, "weight_bits": 8, "activation_bits": 8,
+          "batch_size": B, "learning_rate": {...}, "horizontal_flip": bool,
+          "seed": S, "threads": T}
+result:  {"checkpoint_prefix": "ckpt-N", "steps": N, "losses": [[step, loss]...],
+          "seconds_per_step": ..., "first_step_seconds": ..., "train_seconds": ...,
+          "fake_quant_layers": K, "quantized_from_step": D}
+
+Steps before `delay` train the float model; then tfmot wraps it with
+fake-quantization (weights and activations, per-tensor) and training goes on
+with the quantized model, which is what the checkpoint holds. The
+checkpoint is the quantized Keras model's weights (TF checkpoint format).
+"""
+
+import json
+import math
+import os
+import sys
+import time
+
+import keras_ssdlite as ssd
+import tensorflow as tf
+
+PROGRESS = "edgepipe::progress "
+
+
+def progress(done, total, message):
+    line = json.dumps({"done": done, "total": total, "message": message})
+    sys.stderr.write(PROGRESS + line + "\n")
+    sys.stderr.flush()
+
+
+def dataset(request, anchor_boxes):
+    arch = request["arch"]
+    size = arch["input_size"]
+    num_classes = arch["num_classes"]
+    files = tf.io.gfile.glob(request["train_records"])
+    if not files:
+        raise SystemExit(f"no training records match {request['train_records']}")
+    features = {
+        "image/encoded": tf.io.FixedLenFeature([], tf.string),
+        "image/object/bbox/ymin": tf.io.VarLenFeature(tf.float32),
+        "image/object/bbox/xmin": tf.io.VarLenFeature(tf.float32),
+        "image/object/bbox/ymax": tf.io.VarLenFeature(tf.float32),
+        "image/object/bbox/xmax": tf.io.VarLenFeature(tf.float32),
+        "image/object/class/label": tf.io.VarLenFeature(tf.int64),
+    }
+    flip = bool(request.get("horizontal_flip", True))
+
+    def parse(record):
+        parsed = tf.io.parse_single_example(record, features)
+        image = tf.io.decode_jpeg(parsed["image/encoded"], channels=3)
+        image = tf.image.resize(tf.cast(image, tf.float32), [size, size])
+        image = (image - 127.5) / 127.5
+        coords = [tf.sparse.to_dense(parsed["image/object/bbox/" + k])
+                  for k in ("ymin", "xmin", "ymax", "xmax")]
+        boxes = tf.stack(coords, axis=1)
+        labels = tf.sparse.to_dense(parsed["image/object/class/label"])
+        if flip:
+            do_flip = tf.random.uniform([]) < 0.5
+            image = tf.cond(do_flip, lambda: tf.image.flip_left_right(image), lambda: image)
+            flipped = tf.stack([boxes[:, 0], 1.0 - boxes[:, 3], boxes[:, 2], 1.0 - boxes[:, 1]], 1)
+            boxes = tf.cond(do_flip, lambda: flipped, lambda: boxes)
+        box_t, cls_t, pos = ssd.match(boxes, labels, anchor_boxes, num_classes)
+        return image, box_t, cls_t, pos
+
+    data = tf.data.TFRecordDataset(files).repeat().shuffle(64, seed=request.get("seed", 1))
+    return data.map(parse, num_parallel_calls=2).batch(request["batch_size"]).prefetch(2)
+
+
+def learning_rate(spec, steps):
+    base = float(spec.get("base", 0.08))
+    schedule = spec.get("schedule", "cosine")
+    warmup = int(spec.get("warmup_steps", 0))
+    warmup_lr = float(spec.get("warmup_learning_rate", base))
+
+    def at(step):
+        if schedule == "constant":
+            return base
+        if schedule == "exponential":
+            return base * float(spec.get("decay_factor", 0.95)) ** (step // int(spec.get("decay_steps", 1000)))
+        if step < warmup:
+            return warmup_lr + (base - warmup_lr) * step / max(warmup, 1)
+        return 0.5 * base * (1 + math.cos(math.pi * (step - warmup) / max(steps - warmup, 1)))
+
+    return at
+
+
+def count_fake_quant(model):
+    names = {type(layer).__name__ for layer in model.layers}
+    return sum(1 for layer in model.layers if "Quantize" in type(layer).__name__), sorted(names)
+
+
+def main():
+    with open(sys.argv[1]) as f:
+        request = json.load(f)
+    threads = int(request.get("threads") or 0)
+    if threads:
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+        tf.config.threading.set_inter_op_parallelism_threads(threads)
+    tf.random.set_seed(int(request.get("seed", 1)))
+    steps, delay = int(request["steps"]), int(request.get("delay", 0))
+    progress(0, steps, "building the Keras SSDLite")
+    float_model, feature_sizes = ssd.build(request["arch"])
+    anchor_boxes = ssd.anchors(feature_sizes)
+    data = iter(dataset(request, anchor_boxes))
+    lr_at = learning_rate(request.get("learning_rate", {}), steps)
+    lr = tf.Variable(lr_at(0), trainable=False, dtype=tf.float32)
+    optimizer = tf.keras.optimizers.SGD(learning_rate=lr, momentum=0.9)
+
+    def make_step(model):
+        @tf.function
+        def train_step(images, box_t, cls_t, pos):
+            with tf.GradientTape() as tape:
+                box_p, cls_p = model(images, training=True)
+                loc, cls = ssd.loss(box_t, cls_t, pos, box_p, cls_p)
+                total = loc + cls + tf.add_n(model.losses or [tf.constant(0.0)])
+            grads = tape.gradient(total, model.trainable_variables)
+            optimizer.apply_gradients(zip(grads, model.trainable_variables))
+            return total
+        return train_step
+
+    model = float_model
+    step_fn = make_step(model)
+    quantized_from = None
+    losses, times = [], []
+    started = time.time()
+    for step in range(1, steps + 1):
+        if step - 1 == delay and quantized_from is None:
+            progress(step - 1, steps, "inserting fake-quantization (tfmot)")
+            model = ssd.quantize(float_model, request["weight_bits"], request["activation_bits"])
+            optimizer = tf.keras.optimizers.SGD(learning_rate=lr, momentum=0.9)
+            step_fn = make_step(model)
+            quantized_from = step - 1
+        lr.assign(lr_at(step - 1))
+        t0 = time.time()
+        value = float(step_fn(*next(data)))
+        times.append(time.time() - t0)
+        if not math.isfinite(value):
+            raise SystemExit(f"loss became {value} at step {step}; lower learning_rate.base")
+        losses.append([step, value])
+        recent = times[-5:]
+        per_step = sum(recent) / len(recent)
+        progress(step, steps, "loss %.4f, %.2f steps/s, ETA %.0f s%s" % (
+            value, 1.0 / max(per_step, 1e-9), per_step * (steps - step),
+            ", fake-quant" if quantized_from is not None else ""))
+    if quantized_from is None:
+        raise SystemExit("quantization delay reached no step; fake-quantization never ran")
+    os.makedirs(request["model_dir"], exist_ok=True)
+    prefix = os.path.join(request["model_dir"], f"ckpt-{steps}")
+    tf.train.Checkpoint(model=model).write(prefix)
+    fake_quant_layers, _ = count_fake_quant(model)
+    later = times[1:] if len(times) > 1 else times
+    result = {
+        "checkpoint_prefix": os.path.basename(prefix),
+        "steps": steps,
+        "losses": losses,
+        "final_loss": losses[-1][1],
+        "first_step_seconds": times[0],
+        "seconds_per_step": sum(later) / len(later),
+        "train_seconds": time.time() - started,
+        "fake_quant_layers": fake_quant_layers,
+        "quantized_from_step": quantized_from,
+        "num_anchors": int(anchor_boxes.shape[0]),
+        "feature_sizes": feature_sizes,
+    }
+    with open(sys.argv[2], "w") as f:
+        json.dump(result, f, indent=2)
+
+
+if __name__ == "__main__":
+    main()

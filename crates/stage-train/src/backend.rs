@@ -1,0 +1,130 @@
+//! How each backend trains: which script or tool runs, with which argv, in
+//! which executor. The TF1 backend only exists as a Docker image, so its
+//! argv is built here and unit-tested without an engine.
+
+use std::path::{Path, PathBuf};
+
+use crate::params::{Backend, ModelKind, TrainParams};
+
+/// Scripts, relative to the workspace root.
+pub const VALIDATE_SCRIPT: &str = "crates/stage-train/python/validate_config.py";
+pub const TRAIN_TF2_SCRIPT: &str = "crates/stage-train/python/train_tf2.py";
+pub const TRAIN_QAT_SCRIPT: &str = "crates/stage-train/python/train_qat.py";
+/// Where the OD API lives inside the `odapi-tf1` image.
+pub const TF1_OBJECT_DETECTION: &str = "/opt/models/research/object_detection";
+
+/// The Docker image (`dockerfiles/<name>.Dockerfile`) a backend runs in.
+pub fn image(backend: Backend) -> &'static str {
+    match backend {
+        Backend::OdapiTf2 => "odapi-tf2",
+        Backend::OdapiTf1 => "odapi-tf1",
+    }
+}
+
+/// Which trainer actually runs for these params.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Plan {
+    /// TF2 OD API `train_loop`, float.
+    OdapiTf2,
+    /// The Keras SSDLite with tfmot fake-quantization (the TF2 OD API
+    /// ignores graph_rewriter, so QAT under `odapi-tf2` runs this).
+    KerasQat,
+    /// TF1 OD API `model_main.py` (graph_rewriter QAT when configured).
+    OdapiTf1,
+}
+
+/// Picks the trainer, refusing combinations that would silently lose QAT.
+pub fn plan(params: &TrainParams, docker: bool) -> Result<Plan, String> {
+    match (params.backend, params.quantization.is_some()) {
+        (Backend::OdapiTf1, _) if !docker => Err(
+            "backend `odapi-tf1` (TF 1.15) runs only in its Docker image; run the pipeline with \
+             `--executor docker`, or use `backend: odapi-tf2` for the local executor"
+                .to_owned(),
+        ),
+        (Backend::OdapiTf1, _) => Ok(Plan::OdapiTf1),
+        (Backend::OdapiTf2, false) => Ok(Plan::OdapiTf2),
+        (Backend::OdapiTf2, true) if params.model != ModelKind::SsdliteMobilenetV2 => Err(format!(
+            "quantization-aware training under `odapi-tf2` is provided for `ssdlite_mobilenet_v2` \
+             only (the TF2 OD API ignores graph_rewriter); model `{}` needs `backend: odapi-tf1` \
+             (Docker), or drop `quantization` and quantize after training",
+            params.model.as_str()
+        )),
+        (Backend::OdapiTf2, true) if params.fine_tune_checkpoint.is_some() => Err(
+            "quantization-aware training under `odapi-tf2` trains the Keras SSDLite, which cannot \
+             load an OD API `fine_tune_checkpoint`; remove it or use `backend: odapi-tf1`"
+                .to_owned(),
+        ),
+        (Backend::OdapiTf2, true) => Ok(Plan::KerasQat),
+    }
+}
+
+/// `model_main.py` argv inside the TF1 image (the seed's training command).
+pub fn tf1_train_argv(config: &Path, model_dir: &Path, steps: u32) -> Vec<String> {
+    vec![
+        "python".to_owned(),
+        format!("{TF1_OBJECT_DETECTION}/model_main.py"),
+        format!("--pipeline_config_path={}", config.display()),
+        format!("--model_dir={}", model_dir.display()),
+        format!("--num_train_steps={steps}"),
+        "--sample_1_of_n_eval_examples=1".to_owned(),
+        "--alsologtostderr".to_owned(),
+    ]
+}
+
+/// The TF1 checkpoint prefix `model_main.py` writes for the last step.
+pub fn tf1_checkpoint_prefix(steps: u32) -> PathBuf {
+    PathBuf::from(format!("model.ckpt-{steps}"))
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::params::Quantization;
+
+    fn params(json: serde_json::Value) -> TrainParams {
+        serde_json::from_value(json).unwrap()
+    }
+
+    #[test]
+    fn tf1_argv_is_the_seeds_model_main_call() {
+        let argv = tf1_train_argv(
+            Path::new("/w/out/checkpoint/pipeline.config"),
+            Path::new("/w/out/checkpoint"),
+            50000,
+        );
+        assert_eq!(
+            argv,
+            [
+                "python",
+                "/opt/models/research/object_detection/model_main.py",
+                "--pipeline_config_path=/w/out/checkpoint/pipeline.config",
+                "--model_dir=/w/out/checkpoint",
+                "--num_train_steps=50000",
+                "--sample_1_of_n_eval_examples=1",
+                "--alsologtostderr",
+            ]
+        );
+        assert_eq!(tf1_checkpoint_prefix(50000), Path::new("model.ckpt-50000"));
+    }
+
+    #[test]
+    fn plans_never_drop_quantization_silently() {
+        let float = params(serde_json::json!({}));
+        assert_eq!(plan(&float, false), Ok(Plan::OdapiTf2));
+        let mut qat = float.clone();
+        qat.quantization = Some(Quantization {
+            delay: 0,
+            weight_bits: 8,
+            activation_bits: 8,
+        });
+        assert_eq!(plan(&qat, false), Ok(Plan::KerasQat));
+        qat.model = ModelKind::SsdMobilenetV2;
+        let err = plan(&qat, false).unwrap_err();
+        assert!(err.contains("ignores graph_rewriter"), "{err}");
+        let tf1 = params(serde_json::json!({"backend": "odapi-tf1"}));
+        assert!(plan(&tf1, false).unwrap_err().contains("--executor docker"));
+        assert_eq!(plan(&tf1, true), Ok(Plan::OdapiTf1));
+        assert_eq!(image(Backend::OdapiTf1), "odapi-tf1");
+    }
+}
