@@ -21,6 +21,9 @@ pub struct ReportOptions {
     pub thresholds: TargetThresholds,
     /// Extra notes from the pipeline author, shown verbatim.
     pub notes: Vec<String>,
+    /// Facts about where the models came from, from earlier stages' outputs
+    /// (see [`crate::provenance`]); merged with what the bench results carry.
+    pub provenance: Vec<(String, String)>,
 }
 
 /// Everything the renderers need.
@@ -144,7 +147,7 @@ pub fn analyze(benches: Vec<LoadedBench>, options: &ReportOptions) -> Result<Rep
         reference_variant: reference_name,
         variants,
         targets,
-        provenance: provenance(&benches),
+        provenance: provenance(&benches, &options.provenance),
         inputs: benches
             .iter()
             .map(|b| InputRecord {
@@ -175,20 +178,25 @@ fn delta_points(value: Option<f64>, reference: Option<f64>) -> Option<f64> {
     Some(round((value? - reference?) * 100.0))
 }
 
-/// Merges the bench results' provenance: one line per key, distinct values
-/// in row order.
-fn provenance(benches: &[LoadedBench]) -> BTreeMap<String, String> {
+/// Merges the provenance facts of earlier stages and of the bench results:
+/// one line per key, distinct values in order.
+fn provenance(benches: &[LoadedBench], facts: &[(String, String)]) -> BTreeMap<String, String> {
     let mut merged: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    let mut add = |key: &str, text: String| {
+        let values = merged.entry(key.to_owned()).or_default();
+        if !values.contains(&text) {
+            values.push(text);
+        }
+    };
+    for (key, value) in facts {
+        add(key, value.clone());
+    }
     for bench in benches {
         for (key, value) in &bench.result.provenance {
-            let text = match value {
-                Value::String(s) => s.clone(),
-                Value::Null => continue,
-                other => other.to_string(),
-            };
-            let values = merged.entry(key.clone()).or_default();
-            if !values.contains(&text) {
-                values.push(text);
+            match value {
+                Value::String(s) => add(key, s.clone()),
+                Value::Null => {}
+                other => add(key, other.to_string()),
             }
         }
     }

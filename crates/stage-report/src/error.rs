@@ -16,6 +16,8 @@ pub enum ReportError {
     },
     #[error("{path}: not a bench result: {detail}")]
     BadBench { path: PathBuf, detail: String },
+    #[error("{path}: not usable as provenance: {detail}")]
+    BadProvenance { path: PathBuf, detail: String },
     #[error("{path}: not a usable baseline: {detail}")]
     BadBaseline { path: PathBuf, detail: String },
     #[error(

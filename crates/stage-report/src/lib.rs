@@ -17,6 +17,7 @@ pub mod html;
 pub mod markdown;
 pub mod metrics;
 pub mod plots;
+pub mod provenance;
 pub mod reference;
 pub mod targets;
 pub mod variant;

@@ -77,11 +77,18 @@ impl Stage for ReportStage {
             .into_iter()
             .map(PathBuf::from)
             .collect();
+        let provenance: Vec<PathBuf> = ctx
+            .inputs("provenance")
+            .into_iter()
+            .map(PathBuf::from)
+            .collect();
         let options = ReportOptions {
             title: params.title,
             reference_variant: params.reference_variant,
             thresholds: params.targets,
             notes: params.notes,
+            provenance: stage_report::provenance::from_paths(&provenance)
+                .map_err(to_stage_error)?,
         };
         let baseline = params.baseline.map(|path| BaselineSource {
             label: path.display().to_string(),
@@ -133,6 +140,7 @@ fn to_stage_error(err: ReportError) -> StageError {
         }
         other @ (ReportError::BadBench { .. }
         | ReportError::BadBaseline { .. }
+        | ReportError::BadProvenance { .. }
         | ReportError::NoBenches
         | ReportError::DuplicateVariant { .. }) => StageError::input(other.to_string()),
         other => StageError::Other(other.to_string()),
