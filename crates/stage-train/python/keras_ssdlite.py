@@ -83,12 +83,12 @@ def build(arch):
             if channels == 160 and repeat == 0:
                 features.append(x)  # stride 16
             x = inverted_residual(x, expansion, scaled(channels, arch),
-                                  stride if repeat == 0 else 1, arch, "block%d" % block)
+                                  stride if repeat == 0 else 1, arch, f"block{block}")
             block += 1
     x = conv_bn(x, scaled(1280, arch), 1, 1, arch, "head")
     features.append(x)  # stride 32
     for index, depth in enumerate(EXTRA_DEPTHS):
-        name = "extra%d" % index
+        name = f"extra{index}"
         x = conv_bn(x, scaled(depth // 2, arch), 1, 1, arch, name + "_1x1")
         x = depthwise_bn(x, 2, arch, name)
         x = conv_bn(x, scaled(depth, arch), 1, 1, arch, name + "_out")
@@ -96,7 +96,7 @@ def build(arch):
     boxes, classes = [], []
     for index, feature in enumerate(features):
         count = anchors_per_cell(index)
-        name = "head%d" % index
+        name = f"head{index}"
         b = depthwise_bn(feature, 1, arch, name + "_box")
         b = layers.Conv2D(count * 4, 1, name=name + "_box")(b)
         boxes.append(layers.Reshape((-1, 4), name=name + "_box_reshape")(b))
@@ -203,7 +203,7 @@ def loss(box_targets, class_targets, positive, box_encodings, class_logits):
 def quantize(model, weight_bits, activation_bits):
     """Wraps the model with fake-quantization (per-tensor, as TOCO needs)."""
     import tensorflow_model_optimization as tfmot
-    from tensorflow_model_optimization.python.core.quantization.keras.experimental.default_n_bit import (  # noqa: E501
+    from tensorflow_model_optimization.python.core.quantization.keras.experimental.default_n_bit import (
         default_n_bit_quantize_scheme,
     )
 

@@ -144,9 +144,9 @@ def main():
         losses.append([step, value])
         recent = times[-5:]
         per_step = sum(recent) / len(recent)
-        progress(step, steps, "loss %.4f, %.2f steps/s, ETA %.0f s%s" % (
-            value, 1.0 / max(per_step, 1e-9), per_step * (steps - step),
-            ", fake-quant" if quantized_from is not None else ""))
+        suffix = ", fake-quant" if quantized_from is not None else ""
+        eta = per_step * (steps - step)
+        progress(step, steps, f"loss {value:.4f}, {1.0 / max(per_step, 1e-9):.2f} steps/s, ETA {eta:.0f} s{suffix}")
     if quantized_from is None:
         raise SystemExit("quantization delay reached no step; fake-quantization never ran")
     os.makedirs(request["model_dir"], exist_ok=True)

@@ -1,0 +1,246 @@
+//! Trains a tiny SSD for two steps on a generated dataset and exports it,
+//! float (TF2 OD API → SavedModel) and quantization-aware (Keras SSDLite →
+//! frozen graph with FakeQuant ops); plus the config validation and Python
+//! failure paths. Needs the managed Python environment (`EDGEPIPE_PYTHON`
+//! or `cargo xtask setup`); without one the tests say so and return.
+#![allow(clippy::unwrap_used)]
+
+use std::path::{Path, PathBuf};
+
+use serde_json::{Value, json};
+use stage_api::{
+    ExecutorSettings, PROTOCOL_VERSION, Stage, StageContext, StageRequest, StageResult, ToolCommand,
+};
+use stage_train::stage::TrainStage;
+
+fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .unwrap()
+}
+
+fn python() -> Option<PathBuf> {
+    match provision::python_env::locate(&workspace_root()) {
+        Some(env) => Some(env.python),
+        None => {
+            eprintln!(
+                "skipped: no managed Python environment (run `cargo xtask setup` or set EDGEPIPE_PYTHON)"
+            );
+            None
+        }
+    }
+}
+
+/// Writes 4 train + 2 val JPEG examples and a label map into `<dir>/records`.
+fn tiny_records(python: &Path, dir: &Path) -> PathBuf {
+    let records = dir.join("records");
+    let request = dir.join("records.request.json");
+    std::fs::write(
+        &request,
+        json!({"out_dir": records, "train": 4, "val": 2, "size": 96}).to_string(),
+    )
+    .unwrap();
+    ToolCommand::new(python)
+        .arg(workspace_root().join("crates/stage-train/python/make_tiny_records.py"))
+        .arg(&request)
+        .arg(dir.join("records.result.json"))
+        .quiet()
+        .run()
+        .unwrap();
+    records
+}
+
+fn request(python: &Path, dir: &Path, kind: &str, params: Value, inputs: Value) -> StageRequest {
+    let out = dir.join(format!("{kind}-out"));
+    let scratch = dir.join(format!("{kind}-scratch"));
+    std::fs::create_dir_all(&out).unwrap();
+    std::fs::create_dir_all(&scratch).unwrap();
+    StageRequest {
+        protocol: PROTOCOL_VERSION,
+        kind: kind.into(),
+        stage: kind.into(),
+        params: serde_json::from_value(params).unwrap(),
+        inputs: serde_json::from_value(inputs).unwrap(),
+        output_dir: out,
+        result_path: dir.join(format!("{kind}-result.json")),
+        scratch_dir: scratch,
+        workspace_root: workspace_root(),
+        executor: ExecutorSettings {
+            python: Some(python.to_path_buf()),
+            threads: Some(2),
+            ..Default::default()
+        },
+        cache_key: "test".into(),
+    }
+}
+
+fn train(
+    python: &Path,
+    dir: &Path,
+    records: &Path,
+    params: Value,
+) -> Result<(StageResult, PathBuf), String> {
+    let request = request(
+        python,
+        dir,
+        "train",
+        params.clone(),
+        json!({"records": records, "label_map": records.join("label_map.pbtxt")}),
+    );
+    let out = request.output_dir.clone();
+    let params = serde_json::from_value(params).unwrap();
+    TrainStage::run(&StageContext::new(request), params)
+        .map(|r| (r, out))
+        .map_err(|e| e.to_string())
+}
+
+/// Runs the export stage binary on a checkpoint dir; returns export.json.
+fn export(python: &Path, dir: &Path, checkpoint: &Path) -> (Value, PathBuf) {
+    let request = request(
+        python,
+        dir,
+        "export",
+        json!({"max_detections": 7}),
+        json!({"checkpoint": checkpoint}),
+    );
+    let request_path = dir.join("export-request.json");
+    std::fs::write(&request_path, serde_json::to_vec(&request).unwrap()).unwrap();
+    let started = std::time::Instant::now();
+    ToolCommand::new(env!("CARGO_BIN_EXE_stage-export"))
+        .arg("run")
+        .arg(&request_path)
+        .run()
+        .unwrap();
+    eprintln!("export took {:.1} s", started.elapsed().as_secs_f64());
+    let exported = request.output_dir.join("exported");
+    let manifest =
+        serde_json::from_slice(&std::fs::read(exported.join("export.json")).unwrap()).unwrap();
+    (manifest, exported)
+}
+
+fn contains(haystack: &[u8], needle: &str) -> bool {
+    haystack
+        .windows(needle.len())
+        .any(|w| w == needle.as_bytes())
+}
+
+fn smoke_params() -> Value {
+    json!({"input_size": 96, "depth_multiplier": 0.35, "batch_size": 2, "steps": 2, "checkpoint_every": 2,
+           "learning_rate": {"schedule": "constant", "base": 0.01}})
+}
+
+#[test]
+fn float_training_exports_a_saved_model_with_the_postprocess_op() {
+    let Some(python) = python() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let records = tiny_records(&python, dir.path());
+    let (result, out) = train(&python, dir.path(), &records, smoke_params()).unwrap();
+    assert_eq!(result.outputs["checkpoint"], Path::new("checkpoint"));
+    assert_eq!(result.metrics["steps"], 2);
+    assert_eq!(result.metrics["quantization_aware"], false);
+    let loss = result.metrics["final_loss"].as_f64().unwrap();
+    assert!(loss.is_finite() && loss > 0.0, "loss {loss}");
+    let manifest: Value =
+        serde_json::from_slice(&std::fs::read(out.join("checkpoint/train.json")).unwrap()).unwrap();
+    assert_eq!(manifest["trainer"], "odapi-tf2");
+    assert_eq!(manifest["input_size"], 96);
+    assert_eq!(manifest["num_classes"], 1);
+    let metrics: Value =
+        serde_json::from_slice(&std::fs::read(out.join("train.json")).unwrap()).unwrap();
+    assert_eq!(metrics["losses"].as_array().unwrap().len(), 2);
+
+    let (export, exported) = export(&python, dir.path(), &out.join("checkpoint"));
+    assert_eq!(export["format"], "saved_model");
+    assert_eq!(export["input"]["shape"], json!([1, 96, 96, 3]));
+    assert_eq!(export["input"]["dtype"], "float32");
+    assert_eq!(export["normalization"]["std"], json!([127.5, 127.5, 127.5]));
+    assert_eq!(export["quantization_aware"], false);
+    assert_eq!(export["max_detections"], 7);
+    assert_eq!(export["outputs"].as_array().unwrap().len(), 4);
+    let saved_model = std::fs::read(exported.join("saved_model/saved_model.pb")).unwrap();
+    assert!(contains(&saved_model, "TFLite_Detection_PostProcess"));
+    assert!(
+        contains(&saved_model, "max_detections: 7"),
+        "the op attributes carry max_detections"
+    );
+}
+
+#[test]
+fn quantization_aware_training_exports_fake_quant_ops_and_the_postprocess_node() {
+    let Some(python) = python() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let records = tiny_records(&python, dir.path());
+    let mut params = smoke_params();
+    params["quantization"] = json!({"delay": 1});
+    let (result, out) = train(&python, dir.path(), &records, params).unwrap();
+    assert_eq!(result.metrics["quantization_aware"], true);
+    assert!(result.metrics["fake_quant_layers"].as_u64().unwrap() > 50);
+    assert!(
+        result
+            .warnings
+            .iter()
+            .any(|w| w.contains("ignores graph_rewriter"))
+    );
+
+    let (export, exported) = export(&python, dir.path(), &out.join("checkpoint"));
+    assert_eq!(export["format"], "frozen_graph");
+    assert_eq!(export["quantization_aware"], true);
+    assert_eq!(export["input"]["name"], "normalized_input_image_tensor");
+    assert_eq!(export["outputs"][0], "TFLite_Detection_PostProcess");
+    assert_eq!(export["outputs"][3], "TFLite_Detection_PostProcess:3");
+    assert!(export["fake_quant_ops"].as_u64().unwrap() > 50);
+    let graph = std::fs::read(exported.join("tflite_graph.pb")).unwrap();
+    assert!(contains(&graph, "FakeQuantWithMinMaxVars"));
+    assert!(contains(&graph, "TFLite_Detection_PostProcess"));
+    assert!(contains(
+        &graph,
+        "_support_output_type_float_in_quantized_op"
+    ));
+}
+
+#[test]
+fn an_invalid_rendered_config_is_rejected_quoting_its_line() {
+    let Some(python) = python() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let records = tiny_records(&python, dir.path());
+    let template = dir.path().join("broken.config.j2");
+    std::fs::write(
+        &template,
+        "model {\n  ssd {\n    num_classes: {{ num_classes }}\n    anchor_count: 3\n  }\n}\n",
+    )
+    .unwrap();
+    let mut params = smoke_params();
+    params["template"] = json!(template);
+    let err = train(&python, dir.path(), &records, params).unwrap_err();
+    assert!(err.contains("pipeline.config:4:"), "{err}");
+    assert!(err.contains("anchor_count"), "{err}");
+    assert!(err.contains("    4 |     anchor_count: 3"), "{err}");
+}
+
+#[test]
+fn a_failing_python_step_surfaces_its_traceback() {
+    let Some(python) = python() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let records = dir.path().join("records");
+    std::fs::create_dir_all(&records).unwrap();
+    std::fs::write(
+        records.join("train-00000-of-00001.tfrecord"),
+        b"this is not a TFRecord",
+    )
+    .unwrap();
+    std::fs::write(
+        records.join("label_map.pbtxt"),
+        "item { id: 1 name: 'pedestrian' }\n",
+    )
+    .unwrap();
+    let mut params = smoke_params();
+    params["quantization"] = json!({"delay": 0});
+    let err = train(&python, dir.path(), &records, params).unwrap_err();
+    assert!(err.contains("train_qat.py"), "{err}");
+    assert!(err.contains("--- last lines of its output ---"), "{err}");
+    assert!(
+        err.contains("DataLossError") || err.contains("corrupted record"),
+        "{err}"
+    );
+}
