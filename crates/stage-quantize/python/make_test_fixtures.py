@@ -11,7 +11,9 @@ The request names an output directory; into it this writes
                        node, as the TF1 SSD exporter writes it;
   records/             val-00000-of-00001.tfrecord with a few JPEG examples.
 The models are untrained (seeded random weights): the tests check
-conversion, not accuracy.
+conversion, not accuracy. `"backbone": "mobilenet_v2"` in the request puts a
+Keras MobileNetV2 (depth 0.35, 160x160) under the SavedModel's heads, for
+measuring sizes and conversion times on a realistically sized network.
 """
 
 import json
@@ -32,24 +34,24 @@ POSTPROCESS = "TFLite_Detection_PostProcess"
 SCALES = {"y_scale": 10.0, "x_scale": 10.0, "h_scale": 5.0, "w_scale": 5.0}
 
 
-def anchors():
-    """Center-size anchors [NUM_ANCHORS, 4] (ycenter, xcenter, h, w)."""
+def anchors(feature_size=FEATURE_SIZE):
+    """Center-size anchors [cells * ANCHORS_PER_CELL, 4] (ycenter, xcenter, h, w)."""
     rows = []
-    for y in range(FEATURE_SIZE):
-        for x in range(FEATURE_SIZE):
+    for y in range(feature_size):
+        for x in range(feature_size):
             for size in (0.2, 0.4):
                 rows.append(
-                    [(y + 0.5) / FEATURE_SIZE, (x + 0.5) / FEATURE_SIZE, size, size]
+                    [(y + 0.5) / feature_size, (x + 0.5) / feature_size, size, size]
                 )
     return np.asarray(rows, dtype=np.float32)
 
 
-def export_json(fmt, quantization_aware, input_name, outputs):
+def export_json(fmt, quantization_aware, input_name, outputs, image_size=IMAGE_SIZE):
     return {
         "format": fmt,
         "input": {
             "name": input_name,
-            "shape": [1, IMAGE_SIZE, IMAGE_SIZE, 3],
+            "shape": [1, image_size, image_size, 3],
             "dtype": "float32",
         },
         "normalization": {"mean": [127.5, 127.5, 127.5], "std": [127.5, 127.5, 127.5]},
@@ -76,10 +78,9 @@ def postprocess_signature():
     return " ".join(parts)
 
 
-def build_keras_detector():
-    """A MobileNet-like backbone with SSD box and class heads."""
+def tiny_backbone(image):
+    """A MobileNet-like stack: 64x64 input, 8x8 features."""
     layers = tf.keras.layers
-    image = layers.Input((IMAGE_SIZE, IMAGE_SIZE, 3), batch_size=1)
     x = layers.Conv2D(48, 3, strides=2, padding="same")(image)
     x = layers.ReLU(6.0)(x)
     x = layers.DepthwiseConv2D(3, strides=2, padding="same")(x)
@@ -87,22 +88,47 @@ def build_keras_detector():
     x = layers.Conv2D(64, 1)(x)
     x = layers.ReLU(6.0)(x)
     x = layers.DepthwiseConv2D(3, strides=2, padding="same")(x)
-    x = layers.ReLU(6.0)(x)
+    return layers.ReLU(6.0)(x)
+
+
+def mobilenet_v2_backbone(image):
+    """Keras MobileNetV2 (depth 0.35, untrained): a realistic op mix and size."""
+    net = tf.keras.applications.MobileNetV2(
+        input_tensor=image, alpha=0.35, include_top=False, weights=None
+    )
+    return net.output
+
+
+BACKBONES = {
+    "tiny": (IMAGE_SIZE, tiny_backbone),
+    "mobilenet_v2": (160, mobilenet_v2_backbone),
+}
+
+
+def build_keras_detector(backbone):
+    """A backbone with SSD box and class heads; returns (model, feature size)."""
+    layers = tf.keras.layers
+    image_size, make_backbone = BACKBONES[backbone]
+    image = layers.Input((image_size, image_size, 3), batch_size=1)
+    x = make_backbone(image)
+    feature_size = int(x.shape[1])
+    num_anchors = feature_size * feature_size * ANCHORS_PER_CELL
     boxes = layers.Conv2D(ANCHORS_PER_CELL * 4, 3, padding="same")(x)
-    boxes = layers.Reshape((NUM_ANCHORS, 4))(boxes)
+    boxes = layers.Reshape((num_anchors, 4))(boxes)
     classes = layers.Conv2D(ANCHORS_PER_CELL * (NUM_CLASSES + 1), 3, padding="same")(x)
-    classes = layers.Reshape((NUM_ANCHORS, NUM_CLASSES + 1))(classes)
+    classes = layers.Reshape((num_anchors, NUM_CLASSES + 1))(classes)
     classes = layers.Activation("sigmoid")(classes)
-    return tf.keras.Model(image, [boxes, classes])
+    return tf.keras.Model(image, [boxes, classes]), feature_size
 
 
 class Detector(tf.Module):
     """The serving module: network, then the post-process composite."""
 
-    def __init__(self):
+    def __init__(self, backbone):
         super().__init__()
-        self.network = build_keras_detector()
-        self.anchors = tf.constant(anchors())
+        self.network, feature_size = build_keras_detector(backbone)
+        self.anchors = tf.constant(anchors(feature_size))
+        self.image_size = BACKBONES[backbone][0]
 
     @tf.function(experimental_implements=postprocess_signature())
     def postprocess(self, box_encodings, class_predictions, anchor_boxes):
@@ -110,29 +136,36 @@ class Detector(tf.Module):
         zero = tf.constant(0.0, dtype=tf.float32)
         return zero, zero, zero, zero
 
-    @tf.function(
-        input_signature=[
-            tf.TensorSpec([1, IMAGE_SIZE, IMAGE_SIZE, 3], tf.float32, name=INPUT_NAME)
-        ]
-    )
-    def serve(self, image):
-        boxes, classes = self.network(image)
-        # The composite's results come back in reverse order.
-        return self.postprocess(boxes, classes, self.anchors)[::-1]
+    def serving_function(self):
+        size = self.image_size
+
+        @tf.function(
+            input_signature=[
+                tf.TensorSpec([1, size, size, 3], tf.float32, name=INPUT_NAME)
+            ]
+        )
+        def serve(image):
+            boxes, classes = self.network(image)
+            # The composite's results come back in reverse order.
+            return self.postprocess(boxes, classes, self.anchors)[::-1]
+
+        return serve
 
 
-def write_saved_model(out_dir):
+def write_saved_model(out_dir, backbone):
     tf.random.set_seed(7)
     export_dir = os.path.join(out_dir, "saved_model_export")
-    module = Detector()
+    module = Detector(backbone)
+    serve = module.serving_function()
     tf.saved_model.save(
         module,
         os.path.join(export_dir, "saved_model"),
-        signatures=module.serve.get_concrete_function(),
+        signatures=serve.get_concrete_function(),
     )
     outputs = ["output_0", "output_1", "output_2", "output_3"]
+    manifest = export_json("saved_model", False, INPUT_NAME, outputs, module.image_size)
     with open(os.path.join(export_dir, "export.json"), "w") as f:
-        json.dump(export_json("saved_model", False, INPUT_NAME, outputs), f, indent=2)
+        json.dump(manifest, f, indent=2)
     return export_dir
 
 
@@ -263,7 +296,9 @@ def main(argv):
     out_dir = request["output_dir"]
     os.makedirs(out_dir, exist_ok=True)
     result = {
-        "saved_model_export": write_saved_model(out_dir),
+        "saved_model_export": write_saved_model(
+            out_dir, request.get("backbone", "tiny")
+        ),
         "frozen_export": write_frozen_graph(out_dir),
         "records": write_records(out_dir, int(request.get("num_images", 6))),
     }

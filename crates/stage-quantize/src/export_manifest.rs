@@ -72,7 +72,8 @@ pub enum PerChannel {
 }
 
 impl PerChannel {
-    fn values(&self) -> Vec<f64> {
+    /// One value, or one per channel.
+    pub fn values(&self) -> Vec<f64> {
         match self {
             PerChannel::All(v) => vec![*v],
             PerChannel::Channels(vs) => vs.clone(),

@@ -60,6 +60,7 @@ impl Stage for QuantizeStage {
             .map_err(|e| StageError::input(format!("input `model`: {e}")))?;
         let mut warnings = plan_warnings(&params);
         check_mode_fits_export(&params, &export)?;
+        warnings.extend(toco_stats_warning(&params, &export.manifest.normalization));
         let records = match params.mode {
             Mode::FullInt8 => {
                 let dir = ctx.optional_input("records")?.ok_or_else(|| {
@@ -156,6 +157,30 @@ fn plan_warnings(params: &QuantizeParams) -> Vec<String> {
         ));
     }
     warnings
+}
+
+/// TOCO maps uint8 `q` to `(q - mean) / std_dev`; that should be the
+/// export's own normalization, or the model sees mis-scaled inputs.
+fn toco_stats_warning(params: &QuantizeParams, normalization: &Normalization) -> Option<String> {
+    if params.mode != Mode::Toco {
+        return None;
+    }
+    let close = |stat: f64, values: Vec<f64>| {
+        values
+            .iter()
+            .all(|v| (v - stat).abs() <= 0.01 * stat.abs().max(1.0))
+    };
+    let (mean, std) = (params.toco_mean_value, params.toco_std_dev_value);
+    if close(mean, normalization.mean.values()) && close(std, normalization.std.values()) {
+        return None;
+    }
+    Some(format!(
+        "toco input stats (mean {mean}, std_dev {std}) differ from export.json's normalization \
+         (mean {:?}, std {:?}) by more than 1%: uint8 inputs will be mis-scaled; set \
+         `toco_mean_value`/`toco_std_dev_value` to the export's values",
+        normalization.mean.values(),
+        normalization.std.values()
+    ))
 }
 
 /// Rejects mode/export pairs that cannot convert, before any Python runs.
@@ -353,6 +378,24 @@ mod tests {
         // The analysis falls back to the `tflite` package where TF has no schema.
         assert!(text.contains("tflite==2.4.0"));
         assert!(text.contains("\nUSER edgepipe\n"));
+    }
+
+    #[test]
+    fn toco_stats_are_checked_against_the_export_normalization() {
+        use crate::export_manifest::PerChannel;
+        let params = serde_json::from_str::<QuantizeParams>(r#"{"mode":"toco"}"#).unwrap();
+        let mobilenet = Normalization {
+            mean: PerChannel::All(127.5),
+            std: PerChannel::Channels(vec![127.5; 3]),
+        };
+        assert_eq!(toco_stats_warning(&params, &mobilenet), None);
+        let unit_range = Normalization {
+            mean: PerChannel::All(0.0),
+            std: PerChannel::All(255.0),
+        };
+        let warning = toco_stats_warning(&params, &unit_range).unwrap();
+        assert!(warning.contains("mis-scaled"), "{warning}");
+        assert!(warning.contains("[255.0]"), "{warning}");
     }
 
     #[test]
