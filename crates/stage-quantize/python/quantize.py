@@ -139,6 +139,26 @@ def as_channels(value, what):
     return values
 
 
+def records_of(path):
+    """(index, serialized example) of a TFRecord file; read errors name the record."""
+    import tensorflow as tf
+
+    iterator = iter(tf.data.TFRecordDataset(path))
+    index = 0
+    while True:
+        try:
+            raw = next(iterator)
+        except StopIteration:
+            return
+        except tf.errors.OpError as err:
+            raise QuantizeError(
+                f"{path} record {index}: cannot read it ({err.message}); the shard is "
+                "truncated or not a TFRecord file: rebuild the records with the dataset stage"
+            )
+        yield index, raw
+        index += 1
+
+
 def calibration_images(request):
     """Decoded, resized, normalized images from the val records."""
     import numpy as np
@@ -157,7 +177,7 @@ def calibration_images(request):
     features = {"image/encoded": tf.io.FixedLenFeature([], tf.string, default_value="")}
     images = []
     for path in request["records"]:
-        for index, raw in enumerate(tf.data.TFRecordDataset(path)):
+        for index, raw in records_of(path):
             if len(images) >= wanted:
                 return images
             where = f"{path} record {index}"

@@ -216,6 +216,29 @@ mod tests {
     }
 
     #[test]
+    fn reads_the_manifest_the_export_stage_documents() {
+        // The example of stage-export's module doc, verbatim but for the elided output names.
+        let documented = r#"{
+          "format": "frozen_graph",
+          "input": {"name": "normalized_input_image_tensor", "shape": [1, 300, 300, 3], "dtype": "float32"},
+          "normalization": {"mean": [127.5, 127.5, 127.5], "std": [127.5, 127.5, 127.5]},
+          "outputs": ["TFLite_Detection_PostProcess", "TFLite_Detection_PostProcess:1"],
+          "quantization_aware": true,
+          "max_detections": 20,
+          "num_classes": 1,
+          "trainer": "keras-qat",
+          "weight_bits": 8, "activation_bits": 8,
+          "fake_quant_ops": 191
+        }"#;
+        let dir = write_export(documented, "tflite_graph.pb");
+        let export = Export::load(dir.path()).unwrap();
+        assert_eq!(export.manifest.format, ExportFormat::FrozenGraph);
+        assert!(export.manifest.quantization_aware);
+        assert_eq!(export.manifest.normalization.std.values(), [127.5; 3]);
+        assert_eq!(export.model_path, dir.path().join("tflite_graph.pb"));
+    }
+
+    #[test]
     fn a_missing_graph_names_the_path_and_the_fix() {
         let manifest = SAVED_MODEL.replace("saved_model", "frozen_graph");
         let dir = write_export(&manifest, "saved_model");

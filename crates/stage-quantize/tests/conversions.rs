@@ -426,6 +426,29 @@ fn a_failing_conversion_quotes_the_python_traceback() {
 }
 
 #[test]
+fn a_truncated_val_shard_is_named_in_the_error() {
+    let Some(python) = python() else { return };
+    let fx = fixtures(&python);
+    let records = tempfile::tempdir().unwrap();
+    let shard = std::fs::read(fx.records.join("val-00000-of-00001.tfrecord")).unwrap();
+    let truncated = records.path().join("val-00000-of-00001.tfrecord");
+    std::fs::write(&truncated, &shard[..shard.len() / 2]).unwrap();
+    let params = json!({"mode": "full_int8", "num_calibration_images": 100});
+    let err = match try_convert(&python, params, &fx.saved_model_export, records.path()) {
+        Ok(_) => panic!("a truncated shard calibrated"),
+        Err(err) => err.to_string(),
+    };
+    assert!(
+        err.contains(&format!("{} record ", truncated.display())),
+        "{err}"
+    );
+    assert!(
+        err.contains("rebuild the records with the dataset stage"),
+        "{err}"
+    );
+}
+
+#[test]
 fn toco_refuses_a_saved_model_before_running_python() {
     let export = tempfile::tempdir().unwrap();
     let manifest = json!({
