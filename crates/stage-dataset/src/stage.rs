@@ -266,6 +266,7 @@ impl Stage for DatasetStage {
 }
 
 /// Everything a run produced, for the summary.
+#[derive(Debug)]
 pub struct DatasetOutcome {
     pub plan: Plan,
     pub report: ConvertReport,
