@@ -35,7 +35,12 @@ def has_postprocess(saved_model_dir):
     for meta in model.meta_graphs:
         for function in meta.graph_def.library.function:
             implements = function.attr.get("_implements")
-            if implements is not None and POSTPROCESS in implements.s.decode(errors="replace"):
+            if implements is None:
+                continue
+            # A NameAttrList (func) when given as a proto text, else a string.
+            kind = implements.WhichOneof("value")
+            name = implements.func.name if kind == "func" else implements.s.decode(errors="replace")
+            if POSTPROCESS in name:
                 return True
     return False
 

@@ -127,4 +127,103 @@ mod tests {
         assert_eq!(plan(&tf1, true), Ok(Plan::OdapiTf1));
         assert_eq!(image(Backend::OdapiTf1), "odapi-tf1");
     }
+
+    fn workspace_root() -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+    }
+
+    /// `name==version` pins of a requirements text (lock or Dockerfile).
+    fn pins(text: &str) -> Vec<String> {
+        let mut out: Vec<String> = text
+            .split(|c: char| c.is_whitespace() || c == '\\')
+            .filter(|w| w.contains("==") && !w.starts_with("--"))
+            .map(|w| w.to_ascii_lowercase().replace('_', "-"))
+            .collect();
+        out.sort();
+        out
+    }
+
+    #[test]
+    fn the_tf2_image_pins_exactly_the_lock() {
+        let root = workspace_root();
+        let lock = std::fs::read_to_string(root.join("crates/provision/python/requirements.lock"))
+            .unwrap();
+        let dockerfile =
+            std::fs::read_to_string(root.join("dockerfiles/odapi-tf2.Dockerfile")).unwrap();
+        let expected = pins(&lock);
+        assert!(expected.contains(&"tensorflow-cpu==2.15.1".to_owned()));
+        assert_eq!(
+            pins(&dockerfile),
+            expected,
+            "regenerate the pins of dockerfiles/odapi-tf2.Dockerfile from the lock"
+        );
+    }
+
+    #[test]
+    fn docker_argv_runs_the_tf1_trainer_in_the_content_tagged_image() {
+        let settings = stage_api::DockerSettings {
+            gpus: true,
+            user: Some("1000:1000".into()),
+            image_prefix: "edgepipe".into(),
+            ..Default::default()
+        };
+        let image =
+            stage_api::dockerfile_image(&workspace_root(), image(Backend::OdapiTf1), &settings)
+                .unwrap();
+        assert!(
+            image.tag.starts_with("edgepipe/odapi-tf1:"),
+            "{}",
+            image.tag
+        );
+        assert_eq!(image.tag.len(), "edgepipe/odapi-tf1:".len() + 16);
+        let run = stage_api::DockerRun {
+            settings: &settings,
+            image: &image,
+            workdir: Path::new("/w/scratch"),
+            env: vec![],
+        };
+        let argv: Vec<String> = run
+            .command(tf1_train_argv(
+                Path::new("/w/out/checkpoint/pipeline.config"),
+                Path::new("/w/out/checkpoint"),
+                10,
+            ))
+            .argv()
+            .iter()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(
+            argv,
+            [
+                "docker",
+                "run",
+                "--rm",
+                "--init",
+                "-v",
+                "/w/scratch:/w/scratch",
+                "-w",
+                "/w/scratch",
+                "--user",
+                "1000:1000",
+                "--gpus",
+                "all",
+                image.tag.as_str(),
+                "python",
+                "/opt/models/research/object_detection/model_main.py",
+                "--pipeline_config_path=/w/out/checkpoint/pipeline.config",
+                "--model_dir=/w/out/checkpoint",
+                "--num_train_steps=10",
+                "--sample_1_of_n_eval_examples=1",
+                "--alsologtostderr",
+            ]
+        );
+        let tf2 = stage_api::dockerfile_image(
+            &workspace_root(),
+            super::image(Backend::OdapiTf2),
+            &settings,
+        )
+        .unwrap();
+        assert!(tf2.tag.starts_with("edgepipe/odapi-tf2:"));
+        assert_ne!(tf2.tag, image.tag);
+    }
 }
