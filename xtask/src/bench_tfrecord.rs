@@ -16,10 +16,23 @@ pub struct Args {
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let status = Command::new(cargo)
-        .args(["run", "--release", "--quiet", "--package", "stage-dataset", "--bin", "bench-tfrecord", "--"])
+        .args([
+            "run",
+            "--release",
+            "--quiet",
+            "--package",
+            "stage-dataset",
+            "--bin",
+            "bench-tfrecord",
+            "--",
+        ])
         .args(&args.args)
         .current_dir(crate::workspace_root())
         .status()
         .context("running cargo for bench-tfrecord")?;
-    Ok(if status.success() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+    Ok(if status.success() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }

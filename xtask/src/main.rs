@@ -4,12 +4,15 @@
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
 mod bench_cache;
+mod bench_harness;
+mod bench_map;
 mod bench_tfrecord;
 mod clean;
 mod display;
 mod edgetpu_check;
 mod gc;
 mod plan;
+mod report;
 mod run_pipeline;
 mod schema;
 mod setup;
@@ -51,10 +54,16 @@ enum Command {
     BenchCache(bench_cache::Args),
     /// Benchmark VOC + JPEG -> TFRecord against a TF-Python writer and the copy+sha256 floor.
     BenchTfrecord(bench_tfrecord::Args),
+    /// Benchmark the bench stage's latency loop against a plain Python ai_edge_litert loop.
+    BenchHarness(bench_harness::Args),
+    /// Benchmark edgepipe's COCO mAP against pycocotools (5,000 images x 100 detections).
+    BenchMap(bench_map::Args),
     /// Provision, then run the whole test suite.
     Test(test::Args),
     /// Predict which ops of a .tflite model the Edge TPU compiler maps.
     EdgetpuCheck(edgetpu_check::Args),
+    /// Rebuild the report of the last run from its lock file and the cache (runs nothing else).
+    Report(report::Args),
 }
 
 fn main() -> ExitCode {
@@ -69,8 +78,11 @@ fn main() -> ExitCode {
         Command::Clean(args) => clean::run(args),
         Command::BenchCache(args) => bench_cache::run(args),
         Command::BenchTfrecord(args) => bench_tfrecord::run(args),
+        Command::BenchHarness(args) => bench_harness::run(args),
+        Command::BenchMap(args) => bench_map::run(args),
         Command::Test(args) => test::run(args),
         Command::EdgetpuCheck(args) => edgetpu_check::run(args),
+        Command::Report(args) => report::run(args),
     };
     match outcome {
         Ok(code) => code,

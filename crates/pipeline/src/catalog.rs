@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::Mutex;
 
+use serde::{Deserialize, Serialize};
 use stage_api::{PROTOCOL_VERSION, StageDescription};
 
 use crate::digest::{self, DigestError, StateDb};
@@ -51,10 +52,12 @@ pub enum CatalogError {
         context: String,
         source: std::io::Error,
     },
+    #[error("cannot provision `{tool}` for building the stages: {detail}")]
+    Provision { tool: String, detail: String },
 }
 
 /// A stage crate of the workspace.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct StageCrate {
     pub kind: String,
     pub package: String,
@@ -65,17 +68,82 @@ pub struct StageCrate {
     /// Directories whose files make up the stage's source hash: the crate's own
     /// and those of the workspace crates it depends on, transitively.
     pub source_dirs: Vec<(String, PathBuf)>,
+    /// Tools to provision before the crate can be built (`litert`): from
+    /// `[package.metadata.edgepipe] provision = [...]`, and `litert` for any
+    /// crate that links the LiteRT library.
+    pub provision: Vec<String>,
 }
 
 /// Stage crates by kind, with memoised source hashes.
 #[derive(Debug)]
 pub struct Catalog {
     pub stages: BTreeMap<String, StageCrate>,
+    /// Every member's manifest and directory (for the saved catalog's fingerprint).
+    manifests: Vec<(PathBuf, PathBuf)>,
     pub target_dir: PathBuf,
+    pub workspace_root: PathBuf,
     source_hashes: Mutex<BTreeMap<String, String>>,
 }
 
+/// The discovered catalog saved between runs, valid while the manifests and
+/// the directories holding them are unchanged.
+#[derive(Serialize, Deserialize)]
+struct SavedCatalog {
+    fingerprint: Vec<(PathBuf, i128, u64)>,
+    stages: BTreeMap<String, StageCrate>,
+    target_dir: PathBuf,
+}
+
 impl Catalog {
+    /// [`Catalog::discover`], reusing the last result while no manifest (nor
+    /// a directory holding one, nor `CARGO_TARGET_DIR`) changed: saves the
+    /// `cargo metadata` call on a no-op re-run.
+    pub fn discover_cached(workspace: &Workspace) -> Result<Catalog, CatalogError> {
+        let path = workspace.describe_dir().join("catalog.json");
+        if let Some(saved) = std::fs::read(&path)
+            .ok()
+            .and_then(|b| serde_json::from_slice::<SavedCatalog>(&b).ok())
+            && !saved.fingerprint.is_empty()
+            && saved.fingerprint
+                == fingerprint(
+                    saved
+                        .fingerprint
+                        .iter()
+                        .map(|(p, _, _)| p.as_path())
+                        .filter(|p| !p.to_string_lossy().starts_with("env:")),
+                )
+        {
+            return Ok(Catalog {
+                stages: saved.stages,
+                manifests: Vec::new(),
+                target_dir: saved.target_dir,
+                workspace_root: workspace.root.clone(),
+                source_hashes: Mutex::new(BTreeMap::new()),
+            });
+        }
+        let catalog = Self::discover(workspace)?;
+        let mut watched: BTreeSet<PathBuf> = BTreeSet::new();
+        watched.insert(workspace.root.join("Cargo.toml"));
+        watched.insert(workspace.root.clone());
+        for (manifest, dir) in &catalog.manifests {
+            watched.insert(manifest.clone());
+            if let Some(parent) = dir.parent() {
+                watched.insert(parent.to_path_buf());
+            }
+        }
+        let saved = SavedCatalog {
+            fingerprint: fingerprint(watched.iter().map(PathBuf::as_path)),
+            stages: catalog.stages.clone(),
+            target_dir: catalog.target_dir.clone(),
+        };
+        if let Ok(bytes) = serde_json::to_vec(&saved)
+            && std::fs::create_dir_all(workspace.describe_dir()).is_ok()
+        {
+            let _ = stage_api::write_atomic(&path, &bytes);
+        }
+        Ok(catalog)
+    }
+
     /// Reads the workspace with `cargo metadata --no-deps` (path dependencies
     /// are all workspace members here, so no dependency resolution is needed).
     pub fn discover(workspace: &Workspace) -> Result<Catalog, CatalogError> {
@@ -122,6 +190,17 @@ impl Catalog {
                     second: package.name.to_string(),
                 });
             }
+            let mut provision: BTreeSet<String> = package
+                .metadata
+                .pointer("/edgepipe/provision")
+                .and_then(|v| v.as_array())
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|v| v.as_str())
+                        .map(str::to_owned)
+                        .collect()
+                })
+                .unwrap_or_default();
             // Transitive workspace path dependencies (normal and build, not dev).
             let mut dirs: BTreeMap<String, PathBuf> = BTreeMap::new();
             let mut todo: Vec<&cargo_metadata::Package> = vec![package];
@@ -135,6 +214,9 @@ impl Catalog {
                 for dependency in &current.dependencies {
                     if dependency.kind == cargo_metadata::DependencyKind::Development {
                         continue;
+                    }
+                    if dependency.name == "litert-sys" || dependency.name == "litert" {
+                        provision.insert("litert".to_owned());
                     }
                     if let Some(found) = dependency
                         .path
@@ -154,12 +236,21 @@ impl Catalog {
                     manifest_dir: dir_of(package),
                     binary,
                     source_dirs: dirs.into_iter().collect(),
+                    provision: provision.into_iter().collect(),
                 },
             );
         }
+        let manifests = metadata
+            .packages
+            .iter()
+            .filter(|p| metadata.workspace_members.contains(&p.id))
+            .map(|p| (p.manifest_path.clone().into_std_path_buf(), dir_of(p)))
+            .collect();
         Ok(Catalog {
             stages,
+            manifests,
             target_dir: metadata.target_directory.into_std_path_buf(),
+            workspace_root: workspace.root.clone(),
             source_hashes: Mutex::new(BTreeMap::new()),
         })
     }
@@ -300,6 +391,13 @@ impl Catalog {
         if selected.is_empty() {
             return Ok(BTreeMap::new());
         }
+        let tools: BTreeSet<&str> = selected
+            .iter()
+            .flat_map(|s| s.provision.iter().map(String::as_str))
+            .collect();
+        for tool in tools {
+            self.provision_tool(tool)?;
+        }
         let mut command = Command::new(cargo());
         command.args([
             "build",
@@ -313,9 +411,8 @@ impl Catalog {
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .stdin(Stdio::null());
-        if let Some(root) = selected.first().and_then(|s| s.manifest_dir.parent()) {
-            command.current_dir(root);
-        }
+        // From the workspace root, so its `.cargo/config.toml` applies.
+        command.current_dir(&self.workspace_root);
         let mut child = command.spawn().map_err(|source| CatalogError::Spawn {
             program: "cargo".into(),
             source,
@@ -356,6 +453,51 @@ impl Catalog {
             })
             .collect()
     }
+}
+
+impl Catalog {
+    /// Provisions a tool a stage crate needs at build time.
+    fn provision_tool(&self, tool: &str) -> Result<(), CatalogError> {
+        match tool {
+            "litert" => provision::litert::ensure(&self.workspace_root)
+                .map(|_| ())
+                .map_err(|e| CatalogError::Provision {
+                    tool: tool.to_owned(),
+                    detail: e.to_string(),
+                }),
+            other => Err(CatalogError::Provision {
+                tool: other.to_owned(),
+                detail: "unknown tool in `[package.metadata.edgepipe] provision` (known: litert)"
+                    .to_owned(),
+            }),
+        }
+    }
+}
+
+/// (path, mtime, size) of each path, plus `CARGO_TARGET_DIR` (which moves
+/// the binaries); a missing path gets a zero stamp.
+fn fingerprint<'a>(paths: impl Iterator<Item = &'a Path>) -> Vec<(PathBuf, i128, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    let mut out: Vec<(PathBuf, i128, u64)> = paths
+        .map(|path| {
+            let (mtime, size) = std::fs::metadata(path)
+                .map(|m| {
+                    (
+                        i128::from(m.mtime()) * 1_000_000_000 + i128::from(m.mtime_nsec()),
+                        m.len(),
+                    )
+                })
+                .unwrap_or((0, 0));
+            (path.to_path_buf(), mtime, size)
+        })
+        .collect();
+    let target = std::env::var("CARGO_TARGET_DIR").unwrap_or_default();
+    out.push((
+        PathBuf::from(format!("env:CARGO_TARGET_DIR={target}")),
+        0,
+        0,
+    ));
+    out
 }
 
 /// The cargo that runs this process (`CARGO` under `cargo run`), else `cargo`.

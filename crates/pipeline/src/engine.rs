@@ -6,8 +6,8 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
 use std::sync::mpsc;
+use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use serde_json::{Map, Value};
@@ -201,6 +201,8 @@ pub struct Session {
     cache: Cache,
     python_lock_hash: OnceLock<Result<String, String>>,
     dockerfiles_digest: OnceLock<Result<String, String>>,
+    /// Digests of external inputs, computed once per session.
+    external_digests: Mutex<HashMap<PathBuf, String>>,
 }
 
 impl Session {
@@ -212,7 +214,7 @@ impl Session {
         observer: &dyn Observer,
     ) -> Result<Session, EngineError> {
         let pipeline = Pipeline::load(file).map_err(EngineError::Invalid)?;
-        let catalog = Catalog::discover(workspace)?;
+        let catalog = Catalog::discover_cached(workspace)?;
         let db = StateDb::open(&workspace.state_db_path());
         let kinds: BTreeSet<&str> = pipeline
             .stages
@@ -238,6 +240,7 @@ impl Session {
             db,
             python_lock_hash: OnceLock::new(),
             dockerfiles_digest: OnceLock::new(),
+            external_digests: Mutex::new(HashMap::new()),
         })
     }
 
@@ -295,6 +298,24 @@ impl Session {
             .map_err(EngineError::Provision)
     }
 
+    /// An external input's digest; each path is hashed once per session
+    /// (every stage reading a large dataset shares the walk).
+    fn external_digest(&self, path: &Path) -> Result<String, EngineError> {
+        if let Some(digest) = self
+            .external_digests
+            .lock()
+            .ok()
+            .and_then(|m| m.get(path).cloned())
+        {
+            return Ok(digest);
+        }
+        let digest = digest::path_digest(path, &self.db)?;
+        if let Ok(mut memo) = self.external_digests.lock() {
+            memo.insert(path.to_path_buf(), digest.clone());
+        }
+        Ok(digest)
+    }
+
     fn dockerfiles_digest(&self) -> Result<String, EngineError> {
         self.dockerfiles_digest
             .get_or_init(|| {
@@ -342,7 +363,7 @@ impl Session {
                         });
                     }
                     InputSource::External { path, written, .. } => {
-                        let digest = digest::path_digest(path, &self.db)?;
+                        let digest = self.external_digest(path)?;
                         artifacts.push(ResolvedArtifact {
                             source: written.clone(),
                             path: path.clone(),
@@ -897,8 +918,16 @@ impl Session {
             }
             report.push(outcome);
         }
-        lock.write(&lock_path)?;
-        let _ = LockRegistry::register(&self.workspace.lock_registry_path(), &lock_path);
+        let previous = LockFile::read(&lock_path, &self.pipeline.name).ok();
+        if previous.as_ref() != Some(&lock) {
+            lock.write(&lock_path)?;
+        }
+        if !LockRegistry::read(&self.workspace.lock_registry_path())
+            .locks
+            .contains(&lock_path)
+        {
+            let _ = LockRegistry::register(&self.workspace.lock_registry_path(), &lock_path);
+        }
         Ok(RunReport {
             pipeline: self.pipeline.name.clone(),
             outcomes: report,
@@ -1038,6 +1067,9 @@ fn change_reasons(
 
 /// Points `link` at `target`, replacing what was there in one rename.
 fn link_outputs(target: &Path, link: &Path) -> std::io::Result<()> {
+    if std::fs::read_link(link).is_ok_and(|current| current == target) {
+        return Ok(());
+    }
     let tmp = link.with_extension(format!("tmp-{}", std::process::id()));
     let _ = std::fs::remove_file(&tmp);
     std::os::unix::fs::symlink(target, &tmp)?;

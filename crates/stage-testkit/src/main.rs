@@ -11,11 +11,11 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use schemars::JsonSchema;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use stage_api::{InputSpec, OutputSpec, Stage, StageContext, StageError, StageResult};
 
 /// What the stage does.
-#[derive(Debug, Clone, Copy, Deserialize, JsonSchema, PartialEq)]
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, JsonSchema, PartialEq)]
 #[serde(rename_all = "kebab-case")]
 enum Mode {
     /// Write `text` to `out.txt`.

@@ -1,0 +1,183 @@
+//! `cargo xtask report FILE [--baseline LOCK] [--out DIR]`: rebuilds the
+//! report of a pipeline's last run from its lock file and the cache. The
+//! bench results are read where that run left them (each checked against the
+//! digest the lock recorded); nothing is planned or re-run. Only the report
+//! stage's binary runs, with the recorded params, into `--out`.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{Context, anyhow, bail};
+use pipeline::catalog::Catalog;
+use pipeline::digest::StateDb;
+use pipeline::locked_inputs;
+use pipeline::lockfile::LockFile;
+use pipeline::model::Pipeline;
+use serde_json::Value;
+use stage_api::{InputArtifact, PROTOCOL_VERSION, StageRequest, StageResult, ToolCommand};
+
+const KIND: &str = "report";
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// The pipeline YAML whose last run to report on.
+    file: PathBuf,
+    /// A previous run to compare against: its lock file or a report's metrics.json.
+    #[arg(long, value_name = "LOCK_OR_METRICS")]
+    baseline: Option<PathBuf>,
+    /// Where to write report.md, report.html and metrics.json
+    /// [default: .edgepipe/reports/<pipeline>].
+    #[arg(long, value_name = "DIR")]
+    out: Option<PathBuf>,
+    /// The report stage to rebuild when the pipeline has several.
+    #[arg(long, value_name = "STAGE")]
+    stage: Option<String>,
+}
+
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let workspace = crate::workspace();
+    let pipeline = Pipeline::load(&args.file).map_err(|d| anyhow!("{d}"))?;
+    let lock_path = pipeline.lock_path();
+    let lock = LockFile::read(&lock_path, &pipeline.name)?;
+    let recorded = locked_inputs::stages_of_kind(&lock, KIND);
+    let stage = match (&args.stage, recorded.as_slice()) {
+        (Some(stage), _) => stage.as_str(),
+        (None, [one]) => one,
+        (None, []) => bail!(
+            "{}: no report stage has run yet; run `cargo xtask pipeline {}` first",
+            lock_path.display(),
+            args.file.display()
+        ),
+        (None, several) => bail!(
+            "{} report stages ran ({}); choose one with --stage",
+            several.len(),
+            several.join(", ")
+        ),
+    };
+    let db = StateDb::open(&workspace.state_db_path());
+    let locked = locked_inputs::resolve(&workspace, &lock, &lock_path, stage, &db)?;
+    if locked.kind != KIND {
+        bail!("stage `{stage}` is of kind `{}`, not `{KIND}`", locked.kind);
+    }
+
+    let mut params = locked.params.clone();
+    if let Some(baseline) = &args.baseline {
+        params.insert(
+            "baseline".to_owned(),
+            Value::from(baseline_param(baseline, &workspace.root)?),
+        );
+    }
+    let inputs: BTreeMap<String, InputArtifact> = locked
+        .inputs
+        .into_iter()
+        .map(|(name, paths)| (name, InputArtifact::Many(paths)))
+        .collect();
+
+    let catalog = Catalog::discover(&workspace)?;
+    let binaries = catalog.build(&[KIND])?;
+    let binary = binaries
+        .get(KIND)
+        .context("no stage crate in the workspace provides kind `report`")?;
+
+    let staging = workspace
+        .tmp_dir()
+        .join(format!("report-{}", std::process::id()));
+    let outcome = run_stage(
+        binary,
+        &staging,
+        stage,
+        params,
+        inputs,
+        &workspace.root,
+        &lock,
+        &args,
+        &pipeline,
+    );
+    let _ = std::fs::remove_dir_all(&staging);
+    outcome
+}
+
+/// The baseline as the stage param: relative to the workspace root when it
+/// lies inside it (how the stage resolves relative paths), else absolute.
+fn baseline_param(path: &Path, root: &Path) -> anyhow::Result<String> {
+    let absolute = std::fs::canonicalize(path)
+        .with_context(|| format!("baseline {}: cannot read it", path.display()))?;
+    let root = std::fs::canonicalize(root).unwrap_or_else(|_| root.to_path_buf());
+    Ok(absolute
+        .strip_prefix(&root)
+        .unwrap_or(&absolute)
+        .display()
+        .to_string())
+}
+
+#[allow(clippy::too_many_arguments)]
+fn run_stage(
+    binary: &Path,
+    staging: &Path,
+    stage: &str,
+    params: serde_json::Map<String, Value>,
+    inputs: BTreeMap<String, InputArtifact>,
+    root: &Path,
+    lock: &LockFile,
+    args: &Args,
+    pipeline: &Pipeline,
+) -> anyhow::Result<ExitCode> {
+    let output_dir = staging.join("outputs");
+    for dir in [&output_dir, &staging.join("scratch")] {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    let request = StageRequest {
+        protocol: PROTOCOL_VERSION,
+        kind: KIND.to_owned(),
+        stage: stage.to_owned(),
+        params,
+        inputs,
+        output_dir: output_dir.clone(),
+        result_path: staging.join("result.json"),
+        scratch_dir: staging.join("scratch"),
+        workspace_root: root.to_path_buf(),
+        executor: Default::default(),
+        cache_key: lock
+            .stages
+            .get(stage)
+            .map(|s| s.key.clone())
+            .unwrap_or_default(),
+    };
+    let request_path = staging.join("request.json");
+    stage_api::write_atomic(&request_path, &serde_json::to_vec_pretty(&request)?)
+        .with_context(|| format!("writing {}", request_path.display()))?;
+    ToolCommand::new(binary)
+        .arg("run")
+        .arg(&request_path)
+        .run()?;
+    let result: StageResult = serde_json::from_slice(
+        &std::fs::read(&request.result_path)
+            .with_context(|| format!("reading {}", request.result_path.display()))?,
+    )
+    .context("the report stage wrote an invalid result")?;
+
+    let out = match &args.out {
+        Some(out) => out.clone(),
+        None => crate::workspace()
+            .state_dir
+            .join("reports")
+            .join(&pipeline.name),
+    };
+    std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
+    for relative in result.outputs.values() {
+        let from = output_dir.join(relative);
+        let to = out.join(relative);
+        let bytes = std::fs::read(&from).with_context(|| format!("reading {}", from.display()))?;
+        stage_api::write_atomic(&to, &bytes)
+            .with_context(|| format!("writing {}", to.display()))?;
+        println!("{}", to.display());
+    }
+    if let Some(summary) = &result.summary {
+        println!("{stage}: {summary}");
+    }
+    for warning in &result.warnings {
+        println!("warning: {warning}");
+    }
+    Ok(ExitCode::SUCCESS)
+}
