@@ -83,17 +83,27 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let staging = workspace
         .tmp_dir()
         .join(format!("report-{}", std::process::id()));
-    let outcome = run_stage(
-        binary,
-        &staging,
-        stage,
+    let request = StageRequest {
+        protocol: PROTOCOL_VERSION,
+        kind: KIND.to_owned(),
+        stage: stage.to_owned(),
         params,
         inputs,
-        &workspace.root,
-        &lock,
-        &args,
-        &pipeline,
-    );
+        output_dir: staging.join("outputs"),
+        result_path: staging.join("result.json"),
+        scratch_dir: staging.join("scratch"),
+        workspace_root: workspace.root.clone(),
+        executor: Default::default(),
+        cache_key: lock
+            .stages
+            .get(stage)
+            .map(|s| s.key.clone())
+            .unwrap_or_default(),
+    };
+    let out = args
+        .out
+        .unwrap_or_else(|| workspace.state_dir.join("reports").join(&pipeline.name));
+    let outcome = run_stage(binary, &staging, &request, &out);
     let _ = std::fs::remove_dir_all(&staging);
     outcome
 }
@@ -111,41 +121,19 @@ fn baseline_param(path: &Path, root: &Path) -> anyhow::Result<String> {
         .to_string())
 }
 
-#[allow(clippy::too_many_arguments)]
+/// Runs the report stage binary on `request` in `staging`, then copies its
+/// outputs into `out`.
 fn run_stage(
     binary: &Path,
     staging: &Path,
-    stage: &str,
-    params: serde_json::Map<String, Value>,
-    inputs: BTreeMap<String, InputArtifact>,
-    root: &Path,
-    lock: &LockFile,
-    args: &Args,
-    pipeline: &Pipeline,
+    request: &StageRequest,
+    out: &Path,
 ) -> anyhow::Result<ExitCode> {
-    let output_dir = staging.join("outputs");
-    for dir in [&output_dir, &staging.join("scratch")] {
+    for dir in [&request.output_dir, &request.scratch_dir] {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     }
-    let request = StageRequest {
-        protocol: PROTOCOL_VERSION,
-        kind: KIND.to_owned(),
-        stage: stage.to_owned(),
-        params,
-        inputs,
-        output_dir: output_dir.clone(),
-        result_path: staging.join("result.json"),
-        scratch_dir: staging.join("scratch"),
-        workspace_root: root.to_path_buf(),
-        executor: Default::default(),
-        cache_key: lock
-            .stages
-            .get(stage)
-            .map(|s| s.key.clone())
-            .unwrap_or_default(),
-    };
     let request_path = staging.join("request.json");
-    stage_api::write_atomic(&request_path, &serde_json::to_vec_pretty(&request)?)
+    stage_api::write_atomic(&request_path, &serde_json::to_vec_pretty(request)?)
         .with_context(|| format!("writing {}", request_path.display()))?;
     ToolCommand::new(binary)
         .arg("run")
@@ -157,16 +145,9 @@ fn run_stage(
     )
     .context("the report stage wrote an invalid result")?;
 
-    let out = match &args.out {
-        Some(out) => out.clone(),
-        None => crate::workspace()
-            .state_dir
-            .join("reports")
-            .join(&pipeline.name),
-    };
-    std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
+    std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
     for relative in result.outputs.values() {
-        let from = output_dir.join(relative);
+        let from = request.output_dir.join(relative);
         let to = out.join(relative);
         let bytes = std::fs::read(&from).with_context(|| format!("reading {}", from.display()))?;
         stage_api::write_atomic(&to, &bytes)
@@ -174,7 +155,7 @@ fn run_stage(
         println!("{}", to.display());
     }
     if let Some(summary) = &result.summary {
-        println!("{stage}: {summary}");
+        println!("{}: {summary}", request.stage);
     }
     for warning in &result.warnings {
         println!("warning: {warning}");
