@@ -11,20 +11,8 @@ use std::path::Path;
 use serde_json::Value;
 
 use crate::error::ReportError;
+use crate::format::HEADLINES;
 use crate::metrics::{BaselineDiff, DiffRow, METRICS_SCHEMA, MetricsDoc, TargetDiff};
-
-/// Metrics whose changes the report shows in its comparison table; the
-/// machine-readable diff covers every numeric metric.
-pub const HEADLINE_METRICS: &[&str] = &[
-    "size_mb",
-    "latency_mean_ms",
-    "latency_p50_ms",
-    "latency_p99_ms",
-    "fps",
-    "map",
-    "map50",
-    "delta_map50_points",
-];
 
 /// Reads a baseline from a `metrics.json` or a lock file.
 pub fn load(path: &Path) -> Result<MetricsDoc, ReportError> {
@@ -90,15 +78,15 @@ pub fn diff(current: &MetricsDoc, baseline: &MetricsDoc, source: &str) -> Baseli
         };
         let now = variant.numeric();
         let names: BTreeSet<&String> = before.keys().chain(now.keys()).collect();
-        let mut ordered: Vec<&String> = HEADLINE_METRICS
+        let mut ordered: Vec<&String> = HEADLINES
             .iter()
-            .filter_map(|h| names.iter().copied().find(|n| n.as_str() == *h))
+            .filter_map(|h| names.iter().copied().find(|n| n.as_str() == h.metric))
             .collect();
         ordered.extend(
             names
                 .iter()
                 .copied()
-                .filter(|n| !HEADLINE_METRICS.contains(&n.as_str())),
+                .filter(|n| !HEADLINES.iter().any(|h| h.metric == n.as_str())),
         );
         for name in ordered {
             let (b, c) = (before.get(name).copied(), now.get(name).copied());

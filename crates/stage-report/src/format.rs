@@ -165,3 +165,177 @@ mod tests {
         assert_eq!(ops(&v), "62 / 1");
     }
 }
+
+/// How a headline metric is shown in the comparison with a baseline.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Better {
+    Higher,
+    Lower,
+    /// Neither direction is better (size ratios, deltas shown for context).
+    Neutral,
+}
+
+/// A headline metric: its name in metrics.json, column header, scale
+/// (100 for [0, 1] metrics shown in percent), decimals, change unit and
+/// which direction is an improvement.
+pub struct Headline {
+    pub metric: &'static str,
+    pub header: &'static str,
+    scale: f64,
+    decimals: usize,
+    unit: &'static str,
+    /// Show the current value with its sign (for deltas).
+    signed: bool,
+    pub better: Better,
+}
+
+pub const HEADLINES: [Headline; 8] = [
+    Headline {
+        metric: "size_mb",
+        header: "Size (MB)",
+        scale: 1.0,
+        decimals: 2,
+        unit: "",
+        signed: false,
+        better: Better::Lower,
+    },
+    Headline {
+        metric: "latency_mean_ms",
+        header: "Mean (ms)",
+        scale: 1.0,
+        decimals: 2,
+        unit: "",
+        signed: false,
+        better: Better::Lower,
+    },
+    Headline {
+        metric: "latency_p50_ms",
+        header: "p50 (ms)",
+        scale: 1.0,
+        decimals: 2,
+        unit: "",
+        signed: false,
+        better: Better::Lower,
+    },
+    Headline {
+        metric: "latency_p99_ms",
+        header: "p99 (ms)",
+        scale: 1.0,
+        decimals: 2,
+        unit: "",
+        signed: false,
+        better: Better::Lower,
+    },
+    Headline {
+        metric: "fps",
+        header: "FPS",
+        scale: 1.0,
+        decimals: 1,
+        unit: "",
+        signed: false,
+        better: Better::Higher,
+    },
+    Headline {
+        metric: "map",
+        header: "mAP (%)",
+        scale: 100.0,
+        decimals: 1,
+        unit: " pts",
+        signed: false,
+        better: Better::Higher,
+    },
+    Headline {
+        metric: "map50",
+        header: "mAP@.5 (%)",
+        scale: 100.0,
+        decimals: 1,
+        unit: " pts",
+        signed: false,
+        better: Better::Higher,
+    },
+    Headline {
+        metric: "delta_map50_points",
+        header: "Δ mAP@.5 (pts)",
+        scale: 1.0,
+        decimals: 1,
+        unit: " pts",
+        signed: true,
+        better: Better::Higher,
+    },
+];
+
+/// One cell of the baseline comparison: the current value and its change.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ChangeCell {
+    pub current: String,
+    /// The signed change, absent when unchanged at the shown precision or
+    /// when either side is missing.
+    pub change: Option<String>,
+    /// Whether the change is an improvement (`Some(true)`), a regression
+    /// (`Some(false)`) or neither / unchanged (`None`).
+    pub improved: Option<bool>,
+}
+
+impl Headline {
+    pub fn cell(&self, current: Option<f64>, change: Option<f64>) -> ChangeCell {
+        let decimals = self.decimals;
+        let current = current.map(|v| v * self.scale);
+        let current_text = if self.signed {
+            signed(current, decimals)
+        } else {
+            fixed(current, decimals)
+        };
+        let Some(change) = change.map(|c| c * self.scale) else {
+            return ChangeCell {
+                current: current_text,
+                change: None,
+                improved: None,
+            };
+        };
+        let shown = signed(Some(change), decimals);
+        if shown.starts_with('±') {
+            return ChangeCell {
+                current: current_text,
+                change: None,
+                improved: None,
+            };
+        }
+        let improved = match self.better {
+            Better::Neutral => None,
+            Better::Higher => Some(change > 0.0),
+            Better::Lower => Some(change < 0.0),
+        };
+        ChangeCell {
+            current: current_text,
+            change: Some(format!("{shown}{}", self.unit)),
+            improved,
+        }
+    }
+}
+
+/// The baseline comparison pivoted: per variant in both runs, one cell per
+/// headline metric.
+pub fn change_rows(diff: &crate::metrics::BaselineDiff) -> Vec<(String, Vec<ChangeCell>)> {
+    let mut variants: Vec<&str> = Vec::new();
+    for row in &diff.rows {
+        if !variants.contains(&row.variant.as_str()) {
+            variants.push(&row.variant);
+        }
+    }
+    variants
+        .into_iter()
+        .map(|variant| {
+            let cells = HEADLINES
+                .iter()
+                .map(|h| {
+                    let row = diff
+                        .rows
+                        .iter()
+                        .find(|r| r.variant == variant && r.metric == h.metric);
+                    h.cell(row.and_then(|r| r.current), row.and_then(|r| r.change))
+                })
+                .collect();
+            (variant.to_owned(), cells)
+        })
+        .collect()
+}

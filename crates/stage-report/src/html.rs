@@ -4,7 +4,6 @@
 use std::fmt::Write;
 
 use crate::analysis::Report;
-use crate::baseline::HEADLINE_METRICS;
 use crate::error::ReportError;
 use crate::format::{self, MISSING};
 use crate::metrics::{BaselineDiff, VariantMetrics, Verdict};
@@ -39,7 +38,7 @@ tbody tr:hover { background: #f8f9ff; }
   vertical-align: -1px; }
 .variant { font-weight: 600; }
 .muted { color: var(--muted); }
-.pos { color: var(--good); } .neg { color: var(--bad); }
+.pos { color: var(--good); } .neg { color: var(--bad); } .small { font-size: 12px; }
 .tag { display:inline-block; font-size:11px; padding:1px 7px; border-radius:999px;
   background: var(--na-bg); color: var(--muted); margin-left: 6px; font-weight: 500; }
 .cards { display:grid; grid-template-columns: repeat(auto-fit, minmax(250px, 1fr)); gap: 14px; }
@@ -349,35 +348,37 @@ fn baseline(out: &mut String, diff: &BaselineDiff) {
     let _ = writeln!(
         out,
         "<section><h2>Change versus baseline</h2><p class=\"muted\" style=\"margin-top:0\">Baseline: \
-         <code>{}</code> (“{}”). Change = current − baseline; all metrics are in metrics.json.</p>",
+         <code>{}</code> (“{}”). Each cell: current value, and below it the change (current − baseline), \
+         green where it improved; cells without a change are unchanged. Every metric's change is in metrics.json.</p>",
         esc(&diff.source),
         esc(&diff.title)
     );
-    let rows: Vec<Vec<String>> = diff
-        .rows
-        .iter()
-        .filter(|r| HEADLINE_METRICS.contains(&r.metric.as_str()))
-        .map(|r| {
-            vec![
-                esc(&r.variant),
-                format!("<code>{}</code>", esc(&r.metric)),
-                cell(&format::metric_value(r.baseline)),
-                cell(&format::metric_value(r.current)),
-                cell(&format::metric_change(r.change)),
-                r.change_percent
-                    .map(|p| esc(&format!("{}%", format::metric_change(Some(p)))))
-                    .unwrap_or_else(|| cell(MISSING)),
-            ]
+    let rows: Vec<Vec<String>> = format::change_rows(diff)
+        .into_iter()
+        .map(|(variant, cells)| {
+            std::iter::once(format!("<span class=\"variant\">{}</span>", esc(&variant)))
+                .chain(cells.into_iter().map(|c| {
+                    let class = match c.improved {
+                        Some(true) => "pos",
+                        Some(false) => "neg",
+                        None => "muted",
+                    };
+                    match c.change {
+                        Some(change) => format!(
+                            "{}<br><span class=\"{class} small\">{}</span>",
+                            cell(&c.current),
+                            esc(&change)
+                        ),
+                        None => cell(&c.current),
+                    }
+                }))
+                .collect()
         })
         .collect();
-    table(
-        out,
-        &[
-            "Variant", "Metric", "Baseline", "Current", "Change", "Change %",
-        ],
-        &rows,
-        &[0, 1],
-    );
+    let header: Vec<&str> = std::iter::once("Variant")
+        .chain(format::HEADLINES.iter().map(|h| h.header))
+        .collect();
+    table(out, &header, &rows, &[0]);
     if !diff.added.is_empty() {
         let _ = writeln!(out, "<p>New variants: {}.</p>", esc(&diff.added.join(", ")));
     }

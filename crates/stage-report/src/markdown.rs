@@ -3,7 +3,6 @@
 use std::fmt::Write;
 
 use crate::analysis::Report;
-use crate::baseline::HEADLINE_METRICS;
 use crate::format::{self, MISSING};
 use crate::metrics::{BaselineDiff, Verdict};
 use crate::reference::{self, PUBLISHED, PUBLISHED_SOURCE};
@@ -161,33 +160,25 @@ fn baseline(out: &mut String, diff: &BaselineDiff) {
     let _ = writeln!(out, "## Change versus baseline\n");
     let _ = writeln!(
         out,
-        "Baseline: {} (“{}”). Change = current − baseline.\n",
+        "Baseline: {} (“{}”). Each cell: current value (change = current − baseline); \
+         cells without a change are unchanged. Every metric's change is in metrics.json.\n",
         diff.source, diff.title
     );
-    let rows: Vec<Vec<String>> = diff
-        .rows
-        .iter()
-        .filter(|r| HEADLINE_METRICS.contains(&r.metric.as_str()))
-        .map(|r| {
-            vec![
-                r.variant.clone(),
-                r.metric.clone(),
-                format::metric_value(r.baseline),
-                format::metric_value(r.current),
-                format::metric_change(r.change),
-                r.change_percent
-                    .map(|p| format!("{}%", format::metric_change(Some(p))))
-                    .unwrap_or_else(|| MISSING.to_owned()),
-            ]
+    let rows: Vec<Vec<String>> = format::change_rows(diff)
+        .into_iter()
+        .map(|(variant, cells)| {
+            std::iter::once(variant)
+                .chain(cells.into_iter().map(|c| match c.change {
+                    Some(change) => format!("{} ({change})", c.current),
+                    None => c.current,
+                }))
+                .collect()
         })
         .collect();
-    table(
-        out,
-        &[
-            "Variant", "Metric", "Baseline", "Current", "Change", "Change %",
-        ],
-        &rows,
-    );
+    let header: Vec<&str> = std::iter::once("Variant")
+        .chain(format::HEADLINES.iter().map(|h| h.header))
+        .collect();
+    table(out, &header, &rows);
     if !diff.added.is_empty() {
         let _ = writeln!(out, "New variants: {}.\n", diff.added.join(", "));
     }

@@ -142,7 +142,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("dataset.json");
         std::fs::write(&path, "[1]").unwrap();
-        let err = from_paths(std::slice::from_ref(&path)).unwrap_err().to_string();
+        let err = from_paths(std::slice::from_ref(&path))
+            .unwrap_err()
+            .to_string();
         assert!(
             err.contains(&path.display().to_string()) && err.contains("JSON object"),
             "{err}"

@@ -25,7 +25,10 @@ pub struct ReportParams {
     pub reference_variant: Option<String>,
     /// A previous run to compare against: its report's `metrics.json` or its
     /// `pipeline.lock` (relative paths are taken from the workspace root).
-    /// The report then shows the change of every metric per variant.
+    /// The report then shows the change of every metric per variant. Only
+    /// the path is part of the cache key, not the file's content: to compare
+    /// against a newer run, point at another file or use
+    /// `cargo xtask report FILE --baseline LOCK`, which never caches.
     #[serde(default)]
     pub baseline: Option<PathBuf>,
     /// Accuracy and speed targets, reported as met or missed.

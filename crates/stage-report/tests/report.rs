@@ -338,9 +338,23 @@ fn baseline_diff_from_metrics_json() {
     let md = read(&new_out, "report.md");
     assert!(md.contains("## Change versus baseline"));
     assert!(
-        md.contains("| full_int8 PTQ | latency_mean_ms | 20 | 16 | −4 | −20% |"),
+        md.contains("| Variant | Size (MB) | Mean (ms) | p50 (ms) | p99 (ms) | FPS | mAP (%) | mAP@.5 (%) | Δ mAP@.5 (pts) |"),
         "{md}"
     );
+    assert!(
+        md.contains("| full_int8 PTQ | 1.00 | 16.00 (−4.00) | 20.00 | 25.50 | 50.0 | 33.0 | 68.0 (+2.0 pts) | −2.0 (+2.0 pts) |"),
+        "{md}"
+    );
+    assert!(
+        md.contains("| float32 | 4.00 | 40.00 | 40.00 | 45.50 | 25.0 | 35.0 | 70.0 | ±0.0 |"),
+        "{md}"
+    );
+    let html = read(&new_out, "report.html");
+    assert!(
+        html.contains("16.00<br><span class=\"pos small\">−4.00</span>"),
+        "a latency drop is shown as an improvement"
+    );
+    assert!(html.contains("68.0<br><span class=\"pos small\">+2.0 pts</span>"));
     assert!(md.contains("Variants only in the baseline: dynamic."));
     let metrics: Value = serde_json::from_str(&read(&new_out, "metrics.json")).unwrap();
     assert_eq!(metrics["baseline"]["removed"][0], "dynamic");
