@@ -215,11 +215,12 @@ fn notes(
         .filter(|v| !v.no_device && v.latency_mean_ms.is_some())
         .collect();
     if !cpu.is_empty() {
-        let mut threads: Vec<String> = cpu
+        let mut threads: Vec<u64> = cpu
             .iter()
             .filter_map(|v| v.threads)
-            .map(|t| format!("{t}"))
+            .map(|t| t as u64)
             .collect();
+        threads.sort();
         threads.dedup();
         let runtimes: Vec<String> = {
             let mut r: Vec<String> = cpu.iter().filter_map(|v| v.runtime.clone()).collect();
@@ -232,7 +233,9 @@ fn notes(
             how.push(format!("runtime {}", runtimes.join(", ")));
         }
         if !threads.is_empty() {
-            how.push(format!("{} thread(s)", threads.join("/")));
+            let counts: Vec<String> = threads.iter().map(u64::to_string).collect();
+            let noun = if threads == [1] { "thread" } else { "threads" };
+            how.push(format!("{} {noun}", counts.join("/")));
         }
         let how = if how.is_empty() {
             String::new()

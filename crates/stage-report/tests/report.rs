@@ -210,7 +210,11 @@ fn markdown_table_rows_show_the_values() {
         "{md}"
     );
     assert!(md.contains("## Published Edge TPU reference (not measured here)"));
-    assert!(md.contains("no Edge TPU device was present"));
+    assert!(md.contains("no Edge TPU device was present (libedgetpu is not installed)"));
+    assert!(
+        md.contains("- Latency and FPS were measured on this machine's CPU (runtime litert-cpu; 1 thread), not on an Edge TPU."),
+        "{md}"
+    );
     assert!(md.contains("- **training_start**: from scratch"));
 }
 
