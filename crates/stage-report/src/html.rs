@@ -103,7 +103,7 @@ pub fn render(report: &Report) -> Result<String, ReportError> {
          </section>"
     );
     if let Some(diff) = &doc.baseline {
-        baseline(&mut out, diff);
+        baseline(&mut out, diff, &doc.variants);
     }
     notes(&mut out, report);
     details(&mut out, report);
@@ -344,7 +344,7 @@ fn verdict_html(v: Option<Verdict>) -> String {
     }
 }
 
-fn baseline(out: &mut String, diff: &BaselineDiff) {
+fn baseline(out: &mut String, diff: &BaselineDiff, variants: &[VariantMetrics]) {
     let _ = writeln!(
         out,
         "<section><h2>Change versus baseline</h2><p class=\"muted\" style=\"margin-top:0\">Baseline: \
@@ -356,7 +356,12 @@ fn baseline(out: &mut String, diff: &BaselineDiff) {
     let rows: Vec<Vec<String>> = format::change_rows(diff)
         .into_iter()
         .map(|(variant, cells)| {
-            std::iter::once(format!("<span class=\"variant\">{}</span>", esc(&variant)))
+            let current = variants.iter().find(|v| v.variant == variant);
+            let name = match current {
+                Some(v) => variant_cell(v),
+                None => format!("<span class=\"variant\">{}</span>", esc(&variant)),
+            };
+            std::iter::once(name)
                 .chain(cells.into_iter().map(|c| {
                     let class = match c.improved {
                         Some(true) => "pos",
