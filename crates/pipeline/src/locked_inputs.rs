@@ -49,6 +49,12 @@ pub enum LockedInputsError {
         source_ref: String,
         reason: String,
     },
+    #[error("output `{output}` of stage `{stage}`: {reason}; run the pipeline again to rebuild it")]
+    OutputUnavailable {
+        stage: String,
+        output: String,
+        reason: String,
+    },
 }
 
 /// Names of the recorded stages of `kind`, sorted.
@@ -92,31 +98,8 @@ pub fn resolve(
                 Some((upstream, output)) => {
                     let producer =
                         upstream_stage(lock, lock_path, stage, &artifact.source, upstream)?;
-                    let entry = match cache.lookup(&producer.key, db) {
-                        Lookup::Hit(entry) => entry,
-                        Lookup::Missing => {
-                            return Err(unavailable(format!(
-                                "the cache has no entry {}",
-                                producer.key
-                            )));
-                        }
-                        Lookup::Corrupt(why) => {
-                            return Err(unavailable(format!("its cache entry is damaged: {why}")));
-                        }
-                    };
-                    match (entry.output_path(output), entry.output_digest(output)) {
-                        (Some(path), Some(digest)) if digest == artifact.digest => path,
-                        (Some(_), Some(_)) => {
-                            return Err(unavailable(
-                                "the cached output differs from the one recorded".to_owned(),
-                            ));
-                        }
-                        _ => {
-                            return Err(unavailable(format!(
-                                "stage `{upstream}` has no output `{output}`"
-                            )));
-                        }
-                    }
+                    cached_output(&cache, db, producer, upstream, output, &artifact.digest)
+                        .map_err(unavailable)?
                 }
                 None => {
                     let path = base.join(&artifact.source);
@@ -141,6 +124,64 @@ pub fn resolve(
         params: locked.params.clone(),
         inputs,
     })
+}
+
+/// The path of `stage`'s recorded output `output` in the cache, checked
+/// against the digest the lock recorded for it.
+pub fn resolve_output(
+    workspace: &Workspace,
+    lock: &LockFile,
+    lock_path: &Path,
+    stage: &str,
+    output: &str,
+    db: &StateDb,
+) -> Result<PathBuf, LockedInputsError> {
+    let Some(locked) = lock.stages.get(stage) else {
+        return Err(LockedInputsError::NoStage {
+            lock: lock_path.to_path_buf(),
+            stage: stage.to_owned(),
+        });
+    };
+    let unavailable = |reason: String| LockedInputsError::OutputUnavailable {
+        stage: stage.to_owned(),
+        output: output.to_owned(),
+        reason,
+    };
+    let recorded = locked
+        .outputs
+        .get(output)
+        .ok_or_else(|| unavailable("the lock records no such output".to_owned()))?;
+    cached_output(
+        &Cache::new(workspace),
+        db,
+        locked,
+        stage,
+        output,
+        &recorded.digest,
+    )
+    .map_err(unavailable)
+}
+
+/// The verified cache entry of `producer`, and the path of its `output`
+/// when its digest is `expected`; else why not.
+fn cached_output(
+    cache: &Cache,
+    db: &StateDb,
+    producer: &LockedStage,
+    producer_name: &str,
+    output: &str,
+    expected: &str,
+) -> Result<PathBuf, String> {
+    let entry = match cache.lookup(&producer.key, db) {
+        Lookup::Hit(entry) => entry,
+        Lookup::Missing => return Err(format!("the cache has no entry {}", producer.key)),
+        Lookup::Corrupt(why) => return Err(format!("its cache entry is damaged: {why}")),
+    };
+    match (entry.output_path(output), entry.output_digest(output)) {
+        (Some(path), Some(digest)) if digest == expected => Ok(path),
+        (Some(_), Some(_)) => Err("the cached output differs from the one recorded".to_owned()),
+        _ => Err(format!("stage `{producer_name}` has no output `{output}`")),
+    }
 }
 
 fn upstream_stage<'a>(
@@ -243,9 +284,83 @@ mod tests {
             .to_string();
         assert!(err.contains("the cache has no entry k"), "{err}");
 
+        let err = resolve_output(&workspace, &lock, &lock_path, "bench", "results", &db)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("output `results` of stage `bench`: the lock records no such output"),
+            "{err}"
+        );
+
         let err = resolve(&workspace, &lock, &lock_path, "nothing", &db)
             .unwrap_err()
             .to_string();
         assert!(err.contains("no stage `nothing`"), "{err}");
+    }
+
+    #[test]
+    fn resolves_upstream_outputs_from_verified_cache_entries() {
+        let dir = tempfile::tempdir().unwrap();
+        let workspace = Workspace::with_state_dir(dir.path(), dir.path().join(".state"));
+        let db = StateDb::in_memory();
+        let staging = dir.path().join("staging");
+        std::fs::create_dir_all(staging.join("outputs")).unwrap();
+        std::fs::write(staging.join("outputs/bench.json"), r#"{"variant":"a"}"#).unwrap();
+        let result = stage_api::StageResult::default().output("results", "bench.json");
+        let cache = Cache::new(&workspace);
+        let entry = cache
+            .commit(&staging, "key1", "bench", "bench", &result, &db)
+            .unwrap();
+        let digest = entry.output_digest("results").unwrap().to_owned();
+        let artifact = |source: &str| LockedArtifact {
+            source: source.into(),
+            digest: digest.clone(),
+        };
+        let mut lock = LockFile::new("p");
+        lock.stages.insert(
+            "bench".into(),
+            LockedStage {
+                kind: "bench".into(),
+                key: "key1".into(),
+                source_hash: "h".into(),
+                executor: "local".into(),
+                params: Map::new(),
+                inputs: BTreeMap::new(),
+                outputs: BTreeMap::from([("results".into(), artifact("bench.json"))]),
+                metrics: Map::new(),
+                summary: None,
+            },
+        );
+        lock.stages.insert(
+            "report".into(),
+            LockedStage {
+                kind: "report".into(),
+                key: "key2".into(),
+                outputs: BTreeMap::new(),
+                inputs: BTreeMap::from([("benches".into(), vec![artifact("${bench.results}")])]),
+                ..lock.stages["bench"].clone()
+            },
+        );
+        let lock_path = dir.path().join("p.lock");
+        let expected = entry.outputs_dir().join("bench.json");
+        let resolved = resolve(&workspace, &lock, &lock_path, "report", &db).unwrap();
+        assert_eq!(resolved.inputs["benches"], vec![expected.clone()]);
+        assert_eq!(
+            resolve_output(&workspace, &lock, &lock_path, "bench", "results", &db).unwrap(),
+            expected
+        );
+
+        // A cached file edited after the run is not used.
+        std::fs::write(&expected, r#"{"variant":"b"}"#).unwrap();
+        let err = resolve(
+            &workspace,
+            &lock,
+            &lock_path,
+            "report",
+            &StateDb::in_memory(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("damaged"), "{err}");
     }
 }
