@@ -14,10 +14,14 @@ use pipeline::digest::StateDb;
 use pipeline::locked_inputs;
 use pipeline::lockfile::LockFile;
 use pipeline::model::Pipeline;
-use serde_json::Value;
+use pipeline::workspace::Workspace;
+use serde_json::{Map, Value};
 use stage_api::{InputArtifact, PROTOCOL_VERSION, StageRequest, StageResult, ToolCommand};
 
 const KIND: &str = "report";
+/// The stage kind whose `results` output a report reads, and that output.
+const BENCH_KIND: &str = "bench";
+const BENCH_RESULTS: &str = "results";
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -41,39 +45,25 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let lock_path = pipeline.lock_path();
     let lock = LockFile::read(&lock_path, &pipeline.name)?;
     let recorded = locked_inputs::stages_of_kind(&lock, KIND);
-    let stage = match (&args.stage, recorded.as_slice()) {
-        (Some(stage), _) => stage.as_str(),
-        (None, [one]) => one,
-        (None, []) => bail!(
-            "{}: no report stage has run yet; run `cargo xtask pipeline {}` first",
-            lock_path.display(),
-            args.file.display()
-        ),
+    let db = StateDb::open(&workspace.state_db_path());
+    let (stage, mut params, inputs) = match (&args.stage, recorded.as_slice()) {
+        (Some(stage), _) => recorded_report(&workspace, &lock, &lock_path, stage, &db)?,
+        (None, [one]) => recorded_report(&workspace, &lock, &lock_path, one, &db)?,
+        (None, []) => from_bench_stages(&workspace, &pipeline, &lock, &lock_path, &db)?,
         (None, several) => bail!(
             "{} report stages ran ({}); choose one with --stage",
             several.len(),
             several.join(", ")
         ),
     };
-    let db = StateDb::open(&workspace.state_db_path());
-    let locked = locked_inputs::resolve(&workspace, &lock, &lock_path, stage, &db)?;
-    if locked.kind != KIND {
-        bail!("stage `{stage}` is of kind `{}`, not `{KIND}`", locked.kind);
-    }
+    let stage = stage.as_str();
 
-    let mut params = locked.params.clone();
     if let Some(baseline) = &args.baseline {
         params.insert(
             "baseline".to_owned(),
             Value::from(baseline_param(baseline, &workspace.root)?),
         );
     }
-    let inputs: BTreeMap<String, InputArtifact> = locked
-        .inputs
-        .into_iter()
-        .map(|(name, paths)| (name, InputArtifact::Many(paths)))
-        .collect();
-
     let catalog = Catalog::discover(&workspace)?;
     let binaries = catalog.build(&[KIND])?;
     let binary = binaries
@@ -106,6 +96,69 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let outcome = run_stage(binary, &staging, &request, &out);
     let _ = std::fs::remove_dir_all(&staging);
     outcome
+}
+
+type ReportCall = (String, Map<String, Value>, BTreeMap<String, InputArtifact>);
+
+/// The recorded report stage: its params and inputs as the last run had them.
+fn recorded_report(
+    workspace: &Workspace,
+    lock: &LockFile,
+    lock_path: &Path,
+    stage: &str,
+    db: &StateDb,
+) -> anyhow::Result<ReportCall> {
+    let locked = locked_inputs::resolve(workspace, lock, lock_path, stage, db)?;
+    if locked.kind != KIND {
+        bail!("stage `{stage}` is of kind `{}`, not `{KIND}`", locked.kind);
+    }
+    let inputs = locked
+        .inputs
+        .into_iter()
+        .map(|(name, paths)| (name, InputArtifact::Many(paths)))
+        .collect();
+    Ok((stage.to_owned(), locked.params, inputs))
+}
+
+/// Without a recorded report stage: a report with default params over every
+/// recorded bench stage's results, in pipeline order.
+fn from_bench_stages(
+    workspace: &Workspace,
+    pipeline: &Pipeline,
+    lock: &LockFile,
+    lock_path: &Path,
+    db: &StateDb,
+) -> anyhow::Result<ReportCall> {
+    let benches: Vec<&str> = pipeline
+        .stages
+        .iter()
+        .filter(|s| s.kind == BENCH_KIND && lock.stages.contains_key(&s.name))
+        .map(|s| s.name.as_str())
+        .collect();
+    if benches.is_empty() {
+        bail!(
+            "{}: neither a report nor a bench stage has run yet; run `cargo xtask pipeline {}` first",
+            lock_path.display(),
+            pipeline.file.display()
+        );
+    }
+    eprintln!(
+        "no report stage recorded; reporting on the results of {}",
+        benches.join(", ")
+    );
+    let paths = benches
+        .iter()
+        .map(|stage| {
+            locked_inputs::resolve_output(workspace, lock, lock_path, stage, BENCH_RESULTS, db)
+        })
+        .collect::<Result<Vec<PathBuf>, _>>()?;
+    let mut params = Map::new();
+    params.insert(
+        "title".to_owned(),
+        Value::from(format!("{} report", pipeline.name)),
+    );
+    let inputs = BTreeMap::from([("benches".to_owned(), InputArtifact::Many(paths))]);
+    Ok((KIND.to_owned(), params, inputs))
 }
 
 /// The baseline as the stage param: relative to the workspace root when it
