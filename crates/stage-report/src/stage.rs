@@ -51,10 +51,20 @@ impl Stage for ReportStage {
     const DESCRIPTION: &'static str = "Compares the benchmarked model variants: Markdown and HTML report with plots, plus metrics.json.";
 
     fn inputs() -> Vec<InputSpec> {
-        vec![InputSpec::many(
-            "benches",
-            "bench.json of every variant (the bench stages' `results`)",
-        )]
+        vec![
+            InputSpec::many(
+                "benches",
+                "bench.json of every variant (the bench stages' `results`)",
+            ),
+            InputSpec {
+                required: false,
+                ..InputSpec::many(
+                    "provenance",
+                    "JSON outputs of earlier stages (dataset summary, training checkpoint \
+                     directory, annotations) whose facts the report shows as provenance",
+                )
+            },
+        ]
     }
 
     fn outputs() -> Vec<OutputSpec> {

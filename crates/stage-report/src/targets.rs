@@ -3,13 +3,13 @@
 //! never as met.
 
 use schemars::JsonSchema;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::metrics::{TargetResult, VariantMetrics, Verdict};
 use crate::variant::Role;
 
 /// Thresholds of the targets (the defaults are the project's goals).
-#[derive(Debug, Clone, PartialEq, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TargetThresholds {
     /// Largest allowed mAP@.5 drop of full-integer PTQ versus float, in points.

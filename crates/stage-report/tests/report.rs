@@ -458,12 +458,19 @@ fn stage_binary_runs_a_request() {
     let paths = write_benches(dir.path(), &synthetic());
     let out = dir.path().join("out");
     std::fs::create_dir(&out).unwrap();
+    let checkpoint = dir.path().join("checkpoint");
+    std::fs::create_dir(&checkpoint).unwrap();
+    std::fs::write(
+        checkpoint.join("train.json"),
+        r#"{"model": "ssdlite_mobilenet_v2", "steps": 300}"#,
+    )
+    .unwrap();
     let request = json!({
         "protocol": stage_api::PROTOCOL_VERSION,
         "kind": "report",
         "stage": "report",
         "params": {"title": "stage run", "targets": {"ptq_max_map50_drop_points": 5.0}},
-        "inputs": {"benches": paths},
+        "inputs": {"benches": paths, "provenance": [checkpoint]},
         "output_dir": out,
         "result_path": dir.path().join("result.json"),
         "scratch_dir": dir.path().join("scratch"),
@@ -491,7 +498,37 @@ fn stage_binary_runs_a_request() {
         result.summary.as_deref(),
         Some("6 variants, targets met 3/3")
     );
-    assert!(read(&out, "report.md").starts_with("# stage run\n"));
+    let md = read(&out, "report.md");
+    assert!(md.starts_with("# stage run\n"));
+    assert!(
+        md.contains("- **train.model**: ssdlite_mobilenet_v2\n- **train.steps**: 300\n"),
+        "{md}"
+    );
+
+    let describe = std::process::Command::new(env!("CARGO_BIN_EXE_stage-report"))
+        .arg("describe")
+        .output()
+        .unwrap();
+    let description: stage_api::StageDescription =
+        serde_json::from_slice(&describe.stdout).unwrap();
+    let inputs: Vec<(&str, bool, bool)> = description
+        .inputs
+        .iter()
+        .map(|i| (i.name.as_str(), i.many, i.required))
+        .collect();
+    assert_eq!(
+        inputs,
+        [("benches", true, true), ("provenance", true, false)]
+    );
+    let targets = description
+        .params
+        .iter()
+        .find(|p| p.name == "targets")
+        .unwrap();
+    assert_eq!(
+        targets.default.as_ref().unwrap()["ptq_max_map50_drop_points"],
+        3.0
+    );
 }
 
 /// A `bench.json` exactly as the bench stage writes it (schema 1).
