@@ -16,7 +16,7 @@ const STYLE: &str = r#"
 * { box-sizing: border-box; }
 body { margin:0; background:#f1f3f5; color:var(--ink);
   font: 14px/1.5 -apple-system, "Segoe UI", Roboto, "Helvetica Neue", Arial, sans-serif; }
-main { max-width: 1180px; margin: 0 auto; padding: 28px 28px 56px; }
+main { max-width: 1320px; margin: 0 auto; padding: 24px 20px 56px; }
 header { background: linear-gradient(135deg, #1c2a4a, #3b5bdb); color: #fff; padding: 28px 32px;
   border-radius: 12px; margin-bottom: 22px; }
 header h1 { margin: 0 0 4px; font-size: 26px; font-weight: 650; letter-spacing: -0.01em; }
@@ -28,7 +28,7 @@ h3 { font-size: 14px; margin: 18px 0 8px; color: var(--muted); font-weight: 600;
   text-transform: uppercase; letter-spacing: .04em; }
 .scroll { overflow-x: auto; }
 table { border-collapse: collapse; width: 100%; font-variant-numeric: tabular-nums; }
-th, td { padding: 7px 10px; border-bottom: 1px solid var(--line); text-align: right; white-space: nowrap; }
+th, td { padding: 7px 8px; border-bottom: 1px solid var(--line); text-align: right; white-space: nowrap; }
 th { font-size: 12px; color: var(--muted); font-weight: 600; background: var(--soft);
   border-bottom: 2px solid var(--line); }
 th:first-child, td:first-child { text-align: left; }
