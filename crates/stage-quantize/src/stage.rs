@@ -76,7 +76,9 @@ impl Stage for QuantizeStage {
         let model_path = ctx.output_path(MODEL_FILE);
         let request = ConversionRequest::new(&params, &export, records, &model_path);
         ctx.progress(0, Some(1), format!("converting to {}", params.mode));
-        let result = run_script(ctx, params.mode, &request)?;
+        let result = run_script(ctx, params.mode, &request).map_err(|err| {
+            with_conversion_hint(err, &params, export.manifest.quantization_aware)
+        })?;
         let size = std::fs::metadata(&model_path)
             .map_err(|e| StageError::io(format!("reading {}", model_path.display()), e))?
             .len();
@@ -211,6 +213,25 @@ fn check_mode_fits_export(params: &QuantizeParams, export: &Export) -> Result<()
         ));
     }
     Ok(())
+}
+
+/// Adds what to do to converter failures whose cause is known.
+fn with_conversion_hint(
+    err: StageError,
+    params: &QuantizeParams,
+    quantization_aware: bool,
+) -> StageError {
+    let message = err.to_string();
+    if params.mode == Mode::FullInt8 && quantization_aware && message.contains("Failed to quantize")
+    {
+        return StageError::Other(format!(
+            "{message}\nwhat to do: this graph carries FakeQuant ranges from quantization-aware \
+             training, and the int8 quantizer cannot always reconcile them (e.g. ranges that \
+             differ slightly across a CONCATENATION); convert it with mode `toco`, or run \
+             full_int8 on the float export"
+        ));
+    }
+    err
 }
 
 /// The JSON the conversion script reads.
@@ -396,6 +417,27 @@ mod tests {
         let warning = toco_stats_warning(&params, &unit_range).unwrap();
         assert!(warning.contains("mis-scaled"), "{warning}");
         assert!(warning.contains("[255.0]"), "{warning}");
+    }
+
+    #[test]
+    fn quantizing_a_qat_graph_to_int8_points_at_toco_when_it_fails() {
+        let params = |json: &str| serde_json::from_str::<QuantizeParams>(json).unwrap();
+        let failure = || {
+            StageError::Tool(stage_api::ToolError::Failed {
+                command: "python quantize.py".into(),
+                status: "exit status: 1".into(),
+                tail: "RuntimeError: Failed to quantize: 'tfl.concatenation' op quantization \
+                       parameters violate the same scale constraint"
+                    .into(),
+            })
+        };
+        let hinted =
+            with_conversion_hint(failure(), &params(r#"{"mode":"full_int8"}"#), true).to_string();
+        assert!(hinted.contains("same scale constraint"), "{hinted}");
+        assert!(hinted.contains("convert it with mode `toco`"), "{hinted}");
+        let plain =
+            with_conversion_hint(failure(), &params(r#"{"mode":"full_int8"}"#), false).to_string();
+        assert!(!plain.contains("what to do"), "{plain}");
     }
 
     #[test]
