@@ -1,7 +1,7 @@
 //! Comparison with a previous run, like `dvc metrics diff`.
 //!
 //! A baseline is either a `metrics.json` written by this stage or a lock file
-//! (`pipeline.lock`, YAML or JSON) of a previous run: the report stage's
+//! (`pipeline.lock`, JSON) of a previous run: the report stage's
 //! metrics — recorded in the lock — embed the same document, recognised by
 //! its schema tag wherever it sits in the lock.
 
@@ -24,11 +24,8 @@ pub fn load(path: &Path) -> Result<MetricsDoc, ReportError> {
         path: path.to_path_buf(),
         source,
     })?;
-    let value: Value = match serde_json::from_str(&text) {
-        Ok(v) => v,
-        Err(json_err) => serde_yaml::from_str(&text)
-            .map_err(|yaml_err| bad(format!("neither JSON ({json_err}) nor YAML ({yaml_err})")))?,
-    };
+    let value: Value =
+        serde_json::from_str(&text).map_err(|e| bad(format!("invalid JSON: {e}")))?;
     let mut found = Vec::new();
     find_docs(&value, &mut found);
     match found.as_slice() {

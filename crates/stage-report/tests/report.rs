@@ -383,7 +383,7 @@ fn baseline_from_a_lock_file_that_embeds_the_report_metrics() {
         }
     });
     let lock_path = dir.path().join("pipeline.lock");
-    std::fs::write(&lock_path, serde_yaml::to_string(&lock).unwrap()).unwrap();
+    std::fs::write(&lock_path, serde_json::to_string_pretty(&lock).unwrap()).unwrap();
     let source = BaselineSource {
         path: lock_path.clone(),
         label: "pipeline.lock".into(),
@@ -404,7 +404,11 @@ fn baseline_from_a_lock_file_that_embeds_the_report_metrics() {
     assert_eq!(fps.baseline, Some(50.0));
 
     // A lock without a report stage says what to give instead.
-    std::fs::write(&lock_path, "stages: {bench: {metrics: {map50: 0.5}}}\n").unwrap();
+    std::fs::write(
+        &lock_path,
+        r#"{"stages": {"bench": {"metrics": {"map50": 0.5}}}}"#,
+    )
+    .unwrap();
     let err = generate(
         &write_benches(&dir.path().join("m"), &synthetic()),
         &options(),
@@ -601,4 +605,26 @@ fn reads_the_bench_stage_layout() {
     );
     assert_eq!(report.doc.targets[0].verdict, Verdict::Met);
     assert_eq!(report.doc.targets[2].verdict, Verdict::Met);
+}
+
+#[test]
+fn baseline_that_is_not_json_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let lock_path = dir.path().join("old.lock");
+    std::fs::write(&lock_path, "stages: {}\n").unwrap();
+    let source = BaselineSource {
+        path: lock_path.clone(),
+        label: "old.lock".into(),
+    };
+    let paths = write_benches(dir.path(), &synthetic());
+    let err = generate(&paths, &options(), Some(&source), &dir.path().join("out"))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.starts_with(&format!(
+            "{}: not a usable baseline: invalid JSON",
+            lock_path.display()
+        )),
+        "{err}"
+    );
 }
