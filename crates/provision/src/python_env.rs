@@ -286,16 +286,7 @@ fn build(
     })?;
 
     let pip_install = |requirements: &Path, no_build_isolation: bool| {
-        let mut command = ToolCommand::new(&python)
-            .args(["-m", "pip", "install", "--no-deps", "--require-hashes"])
-            .envs(pip_env());
-        if no_build_isolation {
-            command = command.arg("--no-build-isolation");
-        }
-        if let Some(links) = find_links {
-            command = command.arg("--no-index").arg("--find-links").arg(links);
-        }
-        command.arg("-r").arg(requirements).run()
+        pip_install_command(&python, requirements, no_build_isolation, find_links).run()
     };
     eprintln!(
         "edgepipe: installing the build tools ({})",
@@ -336,6 +327,25 @@ fn build(
         python,
         lock_hash: hash.to_owned(),
     })
+}
+
+/// `python -m pip install --no-deps --require-hashes [...] -r requirements`.
+fn pip_install_command(
+    python: &Path,
+    requirements: &Path,
+    no_build_isolation: bool,
+    find_links: Option<&Path>,
+) -> ToolCommand {
+    let mut command = ToolCommand::new(python)
+        .args(["-m", "pip", "install", "--no-deps", "--require-hashes"])
+        .envs(pip_env());
+    if no_build_isolation {
+        command = command.arg("--no-build-isolation");
+    }
+    if let Some(links) = find_links {
+        command = command.arg("--no-index").arg("--find-links").arg(links);
+    }
+    command.arg("-r").arg(requirements)
 }
 
 /// Runs the import check with `python`; returns its JSON report.
@@ -413,6 +423,58 @@ mod tests {
     use super::*;
 
     const LOCK: &str = "absl-py==1.4.0 \\\n    --hash=sha256:aa\n# comment\nsetuptools==84.2.1 \\\n    --hash=sha256:bb\nWheel==0.48.0 \\\n    --hash=sha256:cc\n";
+
+    #[test]
+    fn offline_installs_use_only_the_wheelhouse_and_the_pinned_build_tools() {
+        let argv = |c: ToolCommand| -> Vec<String> {
+            c.argv()
+                .iter()
+                .map(|a| a.to_string_lossy().into_owned())
+                .collect()
+        };
+        let online = pip_install_command(
+            Path::new("/e/bin/python"),
+            Path::new("/l/build.lock"),
+            false,
+            None,
+        );
+        assert_eq!(
+            argv(online),
+            [
+                "/e/bin/python",
+                "-m",
+                "pip",
+                "install",
+                "--no-deps",
+                "--require-hashes",
+                "-r",
+                "/l/build.lock"
+            ]
+        );
+        let offline = pip_install_command(
+            Path::new("/e/bin/python"),
+            Path::new("/l/requirements.lock"),
+            true,
+            Some(Path::new("/wheelhouse")),
+        );
+        assert_eq!(
+            argv(offline),
+            [
+                "/e/bin/python",
+                "-m",
+                "pip",
+                "install",
+                "--no-deps",
+                "--require-hashes",
+                "--no-build-isolation",
+                "--no-index",
+                "--find-links",
+                "/wheelhouse",
+                "-r",
+                "/l/requirements.lock",
+            ]
+        );
+    }
 
     #[test]
     fn build_tools_lock_keeps_entries_with_hashes() {

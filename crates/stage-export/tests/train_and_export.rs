@@ -90,9 +90,14 @@ fn train(
     );
     let out = request.output_dir.clone();
     let params = serde_json::from_value(params).unwrap();
-    TrainStage::run(&StageContext::new(request), params)
-        .map(|r| (r, out))
-        .map_err(|e| e.to_string())
+    let started = std::time::Instant::now();
+    let result = TrainStage::run(&StageContext::new(request), params).map_err(|e| e.to_string())?;
+    eprintln!(
+        "train took {:.1} s; metrics {}",
+        started.elapsed().as_secs_f64(),
+        serde_json::to_string(&result.metrics).unwrap()
+    );
+    Ok((result, out))
 }
 
 /// Runs the export stage binary on a checkpoint dir; returns export.json.
