@@ -42,8 +42,9 @@ MODULES = [
 
 
 def main() -> None:
-    if os.environ.get("PROTOCOL_BUFFERS_PYTHON_IMPLEMENTATION") != "python":
-        raise SystemExit("PROTOCOL_BUFFERS_PYTHON_IMPLEMENTATION is not 'python' at start-up")
+    # Run without PROTOCOL_BUFFERS_PYTHON_IMPLEMENTATION: the regenerated
+    # OD API protos must load with the default (fast) backend.
+    os.environ.pop("PROTOCOL_BUFFERS_PYTHON_IMPLEMENTATION", None)
     versions = {}
     for name in MODULES:
         module = importlib.import_module(name)
@@ -70,7 +71,15 @@ def main() -> None:
     if int(value) != 1:
         raise SystemExit("tf.case returned a wrong value")
 
-    json.dump({"python": sys.version.split()[0], "versions": versions}, sys.stdout)
+    from google.protobuf.internal import api_implementation
+
+    report = {
+        "python": sys.version.split()[0],
+        "versions": versions,
+        "protobuf_backend": api_implementation.Type(),
+        "od_protos_any_backend": True,
+    }
+    json.dump(report, sys.stdout)
     sys.stdout.write("\n")
 
 

@@ -26,13 +26,23 @@ def progress(message):
     sys.stderr.flush()
 
 
-def has_postprocess(saved_model_dir):
-    """Whether any function in the SavedModel implements the post-process op."""
+def read_saved_model(saved_model_dir):
     from tensorflow.core.protobuf import saved_model_pb2
 
     with open(os.path.join(saved_model_dir, "saved_model.pb"), "rb") as f:
-        model = saved_model_pb2.SavedModel.FromString(f.read())
-    for meta in model.meta_graphs:
+        return saved_model_pb2.SavedModel.FromString(f.read())
+
+
+def serving_signature(saved_model_dir):
+    for meta in read_saved_model(saved_model_dir).meta_graphs:
+        if "serving_default" in meta.signature_def:
+            return meta.signature_def["serving_default"]
+    raise SystemExit(f"{saved_model_dir} has no serving_default signature")
+
+
+def has_postprocess(saved_model_dir):
+    """Whether any function in the SavedModel implements the post-process op."""
+    for meta in read_saved_model(saved_model_dir).meta_graphs:
         for function in meta.graph_def.library.function:
             implements = function.attr.get("_implements")
             if implements is None:
@@ -67,15 +77,18 @@ def main():
     )
     seconds = time.time() - started
     saved_model_dir = os.path.join(request["output_dir"], "saved_model")
-    loaded = tf.saved_model.load(saved_model_dir)
-    signature = loaded.signatures["serving_default"]
-    inputs = [spec for spec in signature.structured_input_signature[1].values()]
-    if len(inputs) != 1:
-        raise SystemExit(f"expected one input in the serving signature, found {len(inputs)}")
-    spec = inputs[0]
-    outputs = sorted(signature.structured_outputs.keys())
+    # Read the signature from the proto: loading the SavedModel would re-trace it.
+    signature = serving_signature(saved_model_dir)
+    if len(signature.inputs) != 1:
+        raise SystemExit(f"expected one input in the serving signature, found {len(signature.inputs)}")
+    (input_key, spec), = signature.inputs.items()
+    outputs = sorted(signature.outputs.keys())
     result = {
-        "input": {"name": spec.name, "shape": [int(d) for d in spec.shape], "dtype": spec.dtype.name},
+        "input": {
+            "name": input_key,
+            "shape": [int(d.size) for d in spec.tensor_shape.dim],
+            "dtype": tf.dtypes.as_dtype(spec.dtype).name,
+        },
         "outputs": outputs,
         "postprocess": has_postprocess(saved_model_dir),
         "export_seconds": seconds,

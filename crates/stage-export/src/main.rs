@@ -100,6 +100,7 @@ impl Stage for ExportStage {
     }
 
     fn run(ctx: &StageContext, params: ExportParams) -> Result<StageResult, StageError> {
+        let ctx = &stage_train::protobuf_backend::fast_protobuf(ctx);
         let checkpoint_dir = ctx.input("checkpoint")?.to_path_buf();
         let manifest = CheckpointManifest::load(&checkpoint_dir)
             .map_err(|e| StageError::input(e.to_string()))?;

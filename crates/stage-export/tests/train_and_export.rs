@@ -165,7 +165,10 @@ fn float_training_exports_a_saved_model_with_the_postprocess_op() {
     assert_eq!(export["outputs"].as_array().unwrap().len(), 4);
     let saved_model = std::fs::read(exported.join("saved_model/saved_model.pb")).unwrap();
     assert!(contains(&saved_model, "TFLite_Detection_PostProcess"));
-    assert!(contains(&saved_model, "max_detections"), "the op carries its attributes");
+    assert!(
+        contains(&saved_model, "max_detections"),
+        "the op carries its attributes"
+    );
 }
 
 #[test]

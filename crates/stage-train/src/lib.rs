@@ -27,4 +27,5 @@ pub mod backend;
 pub mod checkpoint_manifest;
 pub mod config;
 pub mod params;
+pub mod protobuf_backend;
 pub mod stage;
