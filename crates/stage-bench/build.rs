@@ -27,8 +27,6 @@ fn fail(why: &str) -> ! {
          Run `cargo xtask setup` once (it downloads the pinned ai-edge-litert wheel \
          and installs libLiteRt.so into .edgepipe/litert), then build again."
     );
-    println!(
-        "cargo:warning=LiteRT is not provisioned ({why}); run `cargo xtask setup` first"
-    );
+    println!("cargo:warning=LiteRT is not provisioned ({why}); run `cargo xtask setup` first");
     std::process::exit(1);
 }

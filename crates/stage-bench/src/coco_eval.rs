@@ -170,13 +170,20 @@ pub fn evaluate(
     let mut categories: Vec<i64> = category_ids.to_vec();
     categories.sort_unstable();
     categories.dedup();
-    let image_index: HashMap<i64, usize> = images.iter().enumerate().map(|(i, &id)| (id, i)).collect();
-    let category_index: HashMap<i64, usize> =
-        categories.iter().enumerate().map(|(i, &id)| (id, i)).collect();
+    let image_index: HashMap<i64, usize> =
+        images.iter().enumerate().map(|(i, &id)| (id, i)).collect();
+    let category_index: HashMap<i64, usize> = categories
+        .iter()
+        .enumerate()
+        .map(|(i, &id)| (id, i))
+        .collect();
 
     for (index, d) in detections.iter().enumerate() {
         if !image_index.contains_key(&d.image_id) {
-            return Err(CocoEvalError::UnknownImage { index, image_id: d.image_id });
+            return Err(CocoEvalError::UnknownImage {
+                index,
+                image_id: d.image_id,
+            });
         }
         if !d.score.is_finite() || d.bbox.iter().any(|v| !v.is_finite()) {
             return Err(CocoEvalError::NotFinite { index });
@@ -186,13 +193,19 @@ pub fn evaluate(
     // Group by (category, image), keeping input order within a group.
     let mut gts: BTreeMap<(usize, usize), Vec<&GroundTruth>> = BTreeMap::new();
     for g in ground_truth {
-        if let (Some(&k), Some(&i)) = (category_index.get(&g.category_id), image_index.get(&g.image_id)) {
+        if let (Some(&k), Some(&i)) = (
+            category_index.get(&g.category_id),
+            image_index.get(&g.image_id),
+        ) {
             gts.entry((k, i)).or_default().push(g);
         }
     }
     let mut dts: BTreeMap<(usize, usize), Vec<&Detection>> = BTreeMap::new();
     for d in detections {
-        if let (Some(&k), Some(&i)) = (category_index.get(&d.category_id), image_index.get(&d.image_id)) {
+        if let (Some(&k), Some(&i)) = (
+            category_index.get(&d.category_id),
+            image_index.get(&d.image_id),
+        ) {
             dts.entry((k, i)).or_default().push(d);
         }
     }
@@ -200,7 +213,8 @@ pub fn evaluate(
     let thresholds = iou_thresholds();
     let recalls = recall_thresholds();
     // precision[a][m] and recall[a][m]: every (t, r, k) / (t, k) value.
-    let mut precision: Vec<Vec<Vec<f64>>> = vec![vec![Vec::new(); MAX_DETS.len()]; AREA_RANGES.len()];
+    let mut precision: Vec<Vec<Vec<f64>>> =
+        vec![vec![Vec::new(); MAX_DETS.len()]; AREA_RANGES.len()];
     let mut recall: Vec<Vec<Vec<f64>>> = vec![vec![Vec::new(); MAX_DETS.len()]; AREA_RANGES.len()];
 
     let empty_g: Vec<&GroundTruth> = Vec::new();
@@ -222,10 +236,15 @@ pub fn evaluate(
             let sorted: Vec<&Detection> = order.iter().map(|&j| d[j]).collect();
             let ious: Vec<Vec<f64>> = sorted
                 .iter()
-                .map(|det| g.iter().map(|gt| box_iou(&det.bbox, &gt.bbox, gt.iscrowd)).collect())
+                .map(|det| {
+                    g.iter()
+                        .map(|gt| box_iou(&det.bbox, &gt.bbox, gt.iscrowd))
+                        .collect()
+                })
                 .collect();
             for (a, range) in AREA_RANGES.iter().enumerate() {
-                positives[a] += match_image(g, &sorted, &ious, range, &thresholds, &mut outcomes[a]);
+                positives[a] +=
+                    match_image(g, &sorted, &ious, range, &thresholds, &mut outcomes[a]);
             }
         }
         for (a, per_area) in outcomes.iter().enumerate() {
@@ -241,12 +260,19 @@ pub fn evaluate(
 
     let mean = |values: &[f64]| -> f64 {
         let kept: Vec<f64> = values.iter().copied().filter(|v| *v > -1.0).collect();
-        if kept.is_empty() { -1.0 } else { kept.iter().sum::<f64>() / kept.len() as f64 }
+        if kept.is_empty() {
+            -1.0
+        } else {
+            kept.iter().sum::<f64>() / kept.len() as f64
+        }
     };
     // Entries for one IoU threshold index: the layout per category is
     // NUM_IOU blocks of NUM_RECALL values for precision, NUM_IOU values for recall.
     let at_threshold = |values: &[f64], t: usize, block: usize| -> Vec<f64> {
-        values.chunks(NUM_IOU * block).flat_map(|c| c[t * block..(t + 1) * block].to_vec()).collect()
+        values
+            .chunks(NUM_IOU * block)
+            .flat_map(|c| c[t * block..(t + 1) * block].to_vec())
+            .collect()
     };
     let ap = |a: usize, m: usize| mean(&precision[a][m]);
     let ap_t = |t: usize| mean(&at_threshold(&precision[0][2], t, NUM_RECALL));
@@ -288,8 +314,12 @@ fn match_image(
     let mut gt_matched = vec![[false; NUM_IOU]; gt.len()];
     let first = out.len();
     for (rank, d) in dt.iter().enumerate() {
-        let mut outcome =
-            DetOutcome { score: d.score, rank, matched: [false; NUM_IOU], ignored: [false; NUM_IOU] };
+        let mut outcome = DetOutcome {
+            score: d.score,
+            rank,
+            matched: [false; NUM_IOU],
+            ignored: [false; NUM_IOU],
+        };
         for (t, &threshold) in thresholds.iter().enumerate() {
             let mut best = threshold.min(1.0 - 1e-10);
             let mut m: Option<usize> = None;
@@ -297,10 +327,11 @@ fn match_image(
                 if gt_matched[slot][t] && !crowd[slot] {
                     continue;
                 }
-                if let Some(prev) = m {
-                    if !gt_ignore[prev] && gt_ignore[slot] {
-                        break;
-                    }
+                if let Some(prev) = m
+                    && !gt_ignore[prev]
+                    && gt_ignore[slot]
+                {
+                    break;
                 }
                 let iou = ious[rank][j];
                 if iou < best {
@@ -387,11 +418,22 @@ mod tests {
     use super::*;
 
     fn gt(image_id: i64, bbox: CocoBox) -> GroundTruth {
-        GroundTruth { image_id, category_id: 1, bbox, area: bbox[2] * bbox[3], iscrowd: false }
+        GroundTruth {
+            image_id,
+            category_id: 1,
+            bbox,
+            area: bbox[2] * bbox[3],
+            iscrowd: false,
+        }
     }
 
     fn det(image_id: i64, bbox: CocoBox, score: f64) -> Detection {
-        Detection { image_id, category_id: 1, bbox, score }
+        Detection {
+            image_id,
+            category_id: 1,
+            bbox,
+            score,
+        }
     }
 
     #[test]
@@ -416,12 +458,21 @@ mod tests {
 
     #[test]
     fn perfect_detections_score_one() {
-        let g = vec![gt(1, [10.0, 10.0, 50.0, 50.0]), gt(2, [0.0, 0.0, 200.0, 100.0])];
-        let d = vec![det(1, [10.0, 10.0, 50.0, 50.0], 0.9), det(2, [0.0, 0.0, 200.0, 100.0], 0.8)];
+        let g = vec![
+            gt(1, [10.0, 10.0, 50.0, 50.0]),
+            gt(2, [0.0, 0.0, 200.0, 100.0]),
+        ];
+        let d = vec![
+            det(1, [10.0, 10.0, 50.0, 50.0], 0.9),
+            det(2, [0.0, 0.0, 200.0, 100.0], 0.8),
+        ];
         let s = evaluate(&[1, 2], &[1], &g, &d).unwrap();
         // Precision is tp / (tp + fp + eps): one ulp below 1, as in pycocotools.
         let near_one = |v: f64| (v - 1.0).abs() < 1e-12;
-        assert!(near_one(s.map) && near_one(s.map_50) && near_one(s.map_medium), "{s:?}");
+        assert!(
+            near_one(s.map) && near_one(s.map_50) && near_one(s.map_medium),
+            "{s:?}"
+        );
         assert!(near_one(s.map_large), "{s:?}");
         assert_eq!(s.ar_100, 1.0);
         assert_eq!(s.map_small, -1.0); // no small objects
@@ -430,7 +481,10 @@ mod tests {
     #[test]
     fn a_false_positive_ranked_first_halves_early_precision() {
         let g = vec![gt(1, [0.0, 0.0, 100.0, 100.0])];
-        let d = vec![det(1, [300.0, 300.0, 50.0, 50.0], 0.9), det(1, [0.0, 0.0, 100.0, 100.0], 0.5)];
+        let d = vec![
+            det(1, [300.0, 300.0, 50.0, 50.0], 0.9),
+            det(1, [0.0, 0.0, 100.0, 100.0], 0.5),
+        ];
         let s = evaluate(&[1], &[1], &g, &d).unwrap();
         // Recall reaches 1 at the second detection with precision 0.5.
         assert!((s.map_50 - 0.5).abs() < 1e-12, "{s:?}");
@@ -441,6 +495,12 @@ mod tests {
     #[test]
     fn detections_on_unknown_images_are_rejected() {
         let err = evaluate(&[1], &[1], &[], &[det(7, [0.0, 0.0, 1.0, 1.0], 0.5)]).unwrap_err();
-        assert_eq!(err, CocoEvalError::UnknownImage { index: 0, image_id: 7 });
+        assert_eq!(
+            err,
+            CocoEvalError::UnknownImage {
+                index: 0,
+                image_id: 7
+            }
+        );
     }
 }

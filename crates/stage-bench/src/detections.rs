@@ -18,14 +18,26 @@ pub struct ModelDetection {
 }
 
 /// Reads the post-process outputs (already real-valued).
-pub fn decode(boxes: &[f32], classes: &[f32], scores: &[f32], count: &[f32]) -> Vec<ModelDetection> {
+pub fn decode(
+    boxes: &[f32],
+    classes: &[f32],
+    scores: &[f32],
+    count: &[f32],
+) -> Vec<ModelDetection> {
     let available = scores.len().min(classes.len()).min(boxes.len() / 4);
-    let n = count.first().map_or(available, |c| (c.max(0.0) as usize).min(available));
+    let n = count
+        .first()
+        .map_or(available, |c| (c.max(0.0) as usize).min(available));
     (0..n)
         .map(|i| {
             let b = &boxes[i * 4..i * 4 + 4];
             ModelDetection {
-                bbox: [b[0].clamp(0.0, 1.0), b[1].clamp(0.0, 1.0), b[2].clamp(0.0, 1.0), b[3].clamp(0.0, 1.0)],
+                bbox: [
+                    b[0].clamp(0.0, 1.0),
+                    b[1].clamp(0.0, 1.0),
+                    b[2].clamp(0.0, 1.0),
+                    b[3].clamp(0.0, 1.0),
+                ],
                 class: classes[i].round() as i64,
                 score: scores[i],
             }
@@ -59,7 +71,12 @@ pub fn to_coco(
             CocoResult {
                 image_id,
                 category_id: d.class + label_offset,
-                bbox: [xmin * w, ymin * h, ((xmax - xmin) * w).max(0.0), ((ymax - ymin) * h).max(0.0)],
+                bbox: [
+                    xmin * w,
+                    ymin * h,
+                    ((xmax - xmin) * w).max(0.0),
+                    ((ymax - ymin) * h).max(0.0),
+                ],
                 score: f64::from(d.score),
             }
         })
@@ -68,7 +85,12 @@ pub fn to_coco(
 
 impl CocoResult {
     pub fn as_detection(&self) -> Detection {
-        Detection { image_id: self.image_id, category_id: self.category_id, bbox: self.bbox, score: self.score }
+        Detection {
+            image_id: self.image_id,
+            category_id: self.category_id,
+            bbox: self.bbox,
+            score: self.score,
+        }
     }
 }
 

@@ -25,16 +25,25 @@ impl EdgeTpuAvailability {
     pub fn reason(&self) -> String {
         match (self.library, &self.device) {
             (true, Some(device)) => format!("Edge TPU at {device}"),
-            (false, None) => format!("no device: neither {EDGETPU_LIBRARY} nor an Edge TPU is present"),
-            (false, Some(device)) => format!("no device usable: {device} is attached but {EDGETPU_LIBRARY} is not installed"),
-            (true, None) => format!("no device: {EDGETPU_LIBRARY} is installed but no Edge TPU is attached"),
+            (false, None) => {
+                format!("no device: neither {EDGETPU_LIBRARY} nor an Edge TPU is present")
+            }
+            (false, Some(device)) => format!(
+                "no device usable: {device} is attached but {EDGETPU_LIBRARY} is not installed"
+            ),
+            (true, None) => {
+                format!("no device: {EDGETPU_LIBRARY} is installed but no Edge TPU is attached")
+            }
         }
     }
 }
 
 /// Probes the library and devices.
 pub fn probe() -> EdgeTpuAvailability {
-    EdgeTpuAvailability { library: library_loads(), device: find_device(Path::new("/dev"), Path::new("/sys/bus/usb/devices")) }
+    EdgeTpuAvailability {
+        library: library_loads(),
+        device: find_device(Path::new("/dev"), Path::new("/sys/bus/usb/devices")),
+    }
 }
 
 fn library_loads() -> bool {
@@ -59,11 +68,18 @@ pub fn find_device(dev: &Path, usb: &Path) -> Option<String> {
     }
     let entries = std::fs::read_dir(usb).ok()?;
     for entry in entries.filter_map(Result::ok) {
-        let read = |f: &str| std::fs::read_to_string(entry.path().join(f)).map(|s| s.trim().to_owned());
+        let read =
+            |f: &str| std::fs::read_to_string(entry.path().join(f)).map(|s| s.trim().to_owned());
         if let (Ok(vendor), Ok(product)) = (read("idVendor"), read("idProduct"))
-            && matches!((vendor.as_str(), product.as_str()), ("1a6e", "089a") | ("18d1", "9302"))
+            && matches!(
+                (vendor.as_str(), product.as_str()),
+                ("1a6e", "089a") | ("18d1", "9302")
+            )
         {
-            return Some(format!("USB {vendor}:{product} ({})", entry.path().display()));
+            return Some(format!(
+                "USB {vendor}:{product} ({})",
+                entry.path().display()
+            ));
         }
     }
     None
@@ -86,17 +102,30 @@ mod tests {
         std::fs::create_dir_all(usb.join("2-1")).unwrap();
         std::fs::write(usb.join("2-1/idVendor"), "18d1\n").unwrap();
         std::fs::write(usb.join("2-1/idProduct"), "9302\n").unwrap();
-        assert!(find_device(&dev, &usb).unwrap().starts_with("USB 18d1:9302"));
+        assert!(
+            find_device(&dev, &usb)
+                .unwrap()
+                .starts_with("USB 18d1:9302")
+        );
         std::fs::write(dev.join("apex_0"), "").unwrap();
-        assert_eq!(find_device(&dev, &usb), Some(dev.join("apex_0").display().to_string()));
+        assert_eq!(
+            find_device(&dev, &usb),
+            Some(dev.join("apex_0").display().to_string())
+        );
     }
 
     #[test]
     fn reasons_never_claim_a_device_that_is_missing() {
-        let none = EdgeTpuAvailability { library: false, device: None };
+        let none = EdgeTpuAvailability {
+            library: false,
+            device: None,
+        };
         assert!(!none.usable());
         assert!(none.reason().starts_with("no device"));
-        let lib_only = EdgeTpuAvailability { library: true, device: None };
+        let lib_only = EdgeTpuAvailability {
+            library: true,
+            device: None,
+        };
         assert!(lib_only.reason().starts_with("no device"));
     }
 }

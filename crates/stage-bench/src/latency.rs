@@ -72,7 +72,9 @@ pub fn measure<E>(
     let mut samples = Vec::new();
     let start = Instant::now();
     let min = Duration::from_secs_f64(limits.min_secs.max(0.0));
-    while (samples.len() < limits.num_runs as usize || start.elapsed() < min) && start.elapsed() <= hard_stop {
+    while (samples.len() < limits.num_runs as usize || start.elapsed() < min)
+        && start.elapsed() <= hard_stop
+    {
         samples.push(timed(&mut index)?);
     }
     Ok((warmup, samples))
@@ -95,7 +97,11 @@ impl LatencyStats {
     /// (or the first sample when there was no warm-up).
     pub fn from_samples(init_ms: f64, warmup: &[f64], samples: Vec<f64>) -> Self {
         let count = samples.len();
-        let mean = if count == 0 { f64::NAN } else { samples.iter().sum::<f64>() / count as f64 };
+        let mean = if count == 0 {
+            f64::NAN
+        } else {
+            samples.iter().sum::<f64>() / count as f64
+        };
         let variance = if count == 0 {
             f64::NAN
         } else {
@@ -105,7 +111,11 @@ impl LatencyStats {
         sorted.sort_by(f64::total_cmp);
         LatencyStats {
             init_ms,
-            first_ms: warmup.first().or(samples.first()).copied().unwrap_or(f64::NAN),
+            first_ms: warmup
+                .first()
+                .or(samples.first())
+                .copied()
+                .unwrap_or(f64::NAN),
             warmup_runs: warmup.len(),
             count,
             mean_ms: mean,
@@ -144,8 +154,13 @@ mod tests {
 
     #[test]
     fn loop_runs_warmup_then_num_runs_and_feeds_consecutive_inputs() {
-        let limits =
-            LoopLimits { warmup_runs: 2, warmup_min_secs: 0.0, num_runs: 5, min_secs: 0.0, max_secs: 10.0 };
+        let limits = LoopLimits {
+            warmup_runs: 2,
+            warmup_min_secs: 0.0,
+            num_runs: 5,
+            min_secs: 0.0,
+            max_secs: 10.0,
+        };
         let mut prepared = Vec::new();
         let mut calls = 0;
         let (warmup, samples) = measure::<()>(
@@ -166,8 +181,13 @@ mod tests {
 
     #[test]
     fn max_secs_caps_the_loop() {
-        let limits =
-            LoopLimits { warmup_runs: 0, warmup_min_secs: 0.0, num_runs: 1_000_000, min_secs: 0.0, max_secs: 0.05 };
+        let limits = LoopLimits {
+            warmup_runs: 0,
+            warmup_min_secs: 0.0,
+            num_runs: 1_000_000,
+            min_secs: 0.0,
+            max_secs: 0.05,
+        };
         let (_, samples) = measure::<()>(
             &limits,
             |_| Ok(()),
@@ -177,6 +197,10 @@ mod tests {
             },
         )
         .unwrap();
-        assert!(samples.len() >= 5 && samples.len() <= 12, "{}", samples.len());
+        assert!(
+            samples.len() >= 5 && samples.len() <= 12,
+            "{}",
+            samples.len()
+        );
     }
 }

@@ -25,6 +25,7 @@ pub mod quant_error;
 pub mod reference;
 pub mod results;
 pub mod runtime;
+pub mod signature;
 pub mod stage;
 pub mod synthetic;
 pub mod val_split;
@@ -44,7 +45,9 @@ pub fn measure_latency(
     let (warmup, samples) = measure(
         limits,
         |i| {
-            let input = inputs.get(i % inputs.len().max(1)).ok_or(RuntimeError::NoInputs)?;
+            let input = inputs
+                .get(i % inputs.len().max(1))
+                .ok_or(RuntimeError::NoInputs)?;
             runner.borrow_mut().set_input(input)
         },
         || runner.borrow_mut().invoke(),

@@ -12,7 +12,13 @@ pub fn peak_rss_bytes() -> Option<u64> {
 /// `VmHWM:   12345 kB` -> bytes.
 pub fn parse_vm_hwm(status: &str) -> Option<u64> {
     let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
-    let kib: u64 = line.trim_start_matches("VmHWM:").trim().trim_end_matches("kB").trim().parse().ok()?;
+    let kib: u64 = line
+        .trim_start_matches("VmHWM:")
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()?;
     Some(kib * 1024)
 }
 
@@ -33,7 +39,12 @@ fn rusage_max_rss() -> Option<u64> {
     unsafe extern "C" {
         fn getrusage(who: i32, usage: *mut Rusage) -> i32;
     }
-    let mut usage = Rusage { utime: Timeval { sec: 0, usec: 0 }, stime: Timeval { sec: 0, usec: 0 }, maxrss: 0, rest: [0; 13] };
+    let mut usage = Rusage {
+        utime: Timeval { sec: 0, usec: 0 },
+        stime: Timeval { sec: 0, usec: 0 },
+        maxrss: 0,
+        rest: [0; 13],
+    };
     // SAFETY: getrusage writes one `struct rusage` (RUSAGE_SELF = 0), whose
     // layout on 64-bit Unix is two timevals followed by 14 longs.
     let rc = unsafe { getrusage(0, &mut usage) };

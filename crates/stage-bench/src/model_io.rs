@@ -85,8 +85,10 @@ pub enum ModelIoError {
 impl ModelIo {
     pub fn read(path: &Path) -> Result<ModelIo, ModelIoError> {
         let model = tflite::Model::from_path(path)?;
-        let unsupported =
-            |detail: String| ModelIoError::Unsupported { path: path.display().to_string(), detail };
+        let unsupported = |detail: String| ModelIoError::Unsupported {
+            path: path.display().to_string(),
+            detail,
+        };
         let size_bytes = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
         let Some(graph) = model.main_subgraph() else {
             return Err(unsupported("the model has no subgraph".into()));
@@ -107,7 +109,9 @@ impl ModelIo {
             )));
         };
         let Some(input) = graph.tensor(*input_index) else {
-            return Err(unsupported(format!("input tensor {input_index} does not exist")));
+            return Err(unsupported(format!(
+                "input tensor {input_index} does not exist"
+            )));
         };
         if input.shape.len() != 4 || input.shape[0] != 1 || input.shape[3] != 3 {
             return Err(unsupported(format!(
@@ -118,7 +122,9 @@ impl ModelIo {
         let quant = input.quantization.as_ref().and_then(|q| q.per_tensor());
         let kind = match (input.dtype, quant) {
             (TensorType::FLOAT32, _) => InputKind::Float32,
-            (TensorType::UINT8, Some((scale, zero_point))) => InputKind::UInt8 { scale, zero_point },
+            (TensorType::UINT8, Some((scale, zero_point))) => {
+                InputKind::UInt8 { scale, zero_point }
+            }
             (TensorType::INT8, Some((scale, zero_point))) => InputKind::Int8 { scale, zero_point },
             (dtype, _) => {
                 return Err(unsupported(format!(
@@ -127,21 +133,32 @@ impl ModelIo {
                 )));
             }
         };
-        let input = InputSpec { name: input.name.clone(), shape: input.shape.clone(), kind };
+        let input = InputSpec {
+            name: input.name.clone(),
+            shape: input.shape.clone(),
+            kind,
+        };
 
         let mut postprocess = None;
         let mut roles: Vec<(usize, DetectionRole, Vec<i64>)> = Vec::new();
         for op in &graph.operators {
             if let Some(options) = op.detection_postprocess_options()? {
                 let shapes = options.output_shapes();
-                let all = [DetectionRole::Boxes, DetectionRole::Classes, DetectionRole::Scores, DetectionRole::Count];
+                let all = [
+                    DetectionRole::Boxes,
+                    DetectionRole::Classes,
+                    DetectionRole::Scores,
+                    DetectionRole::Count,
+                ];
                 for ((tensor, role), shape) in op.output_indices().zip(all).zip(shapes) {
                     roles.push((tensor, role, shape));
                 }
                 postprocess = Some(options);
             }
         }
-        let edgetpu_compiled = model.operators().any(|(_, op)| op.is_custom(EDGETPU_CUSTOM_OP));
+        let edgetpu_compiled = model
+            .operators()
+            .any(|(_, op)| op.is_custom(EDGETPU_CUSTOM_OP));
 
         let mut outputs = Vec::new();
         for index in output_indices {
@@ -154,7 +171,11 @@ impl ModelIo {
                     .iter()
                     .map(|&d| i32::try_from(d))
                     .collect::<Result<Vec<_>, _>>()
-                    .map_err(|_| unsupported(format!("{DETECTION_POSTPROCESS} output size {shape:?} is too large")))?,
+                    .map_err(|_| {
+                        unsupported(format!(
+                            "{DETECTION_POSTPROCESS} output size {shape:?} is too large"
+                        ))
+                    })?,
                 None => tensor.shape.clone(),
             };
             outputs.push(OutputSpec {
@@ -165,12 +186,21 @@ impl ModelIo {
                 role: from_op.map(|(_, role, _)| *role),
             });
         }
-        Ok(ModelIo { input, outputs, postprocess, edgetpu_compiled, size_bytes })
+        Ok(ModelIo {
+            input,
+            outputs,
+            postprocess,
+            edgetpu_compiled,
+            size_bytes,
+        })
     }
 
     /// Input height and width.
     pub fn input_size(&self) -> (usize, usize) {
-        (self.input.shape[1].max(1) as usize, self.input.shape[2].max(1) as usize)
+        (
+            self.input.shape[1].max(1) as usize,
+            self.input.shape[2].max(1) as usize,
+        )
     }
 
     /// The four post-process outputs' positions, when the model has them.

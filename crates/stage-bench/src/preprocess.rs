@@ -39,16 +39,36 @@ pub struct Normalization {
 }
 
 /// Decodes and resizes to `width`×`height` RGB, 8 bits per channel.
-pub fn decode_resized(encoded: &[u8], name: &str, width: usize, height: usize) -> Result<Vec<u8>, PreprocessError> {
+pub fn decode_resized(
+    encoded: &[u8],
+    name: &str,
+    width: usize,
+    height: usize,
+) -> Result<Vec<u8>, PreprocessError> {
     let decoded = image::load_from_memory(encoded)
-        .map_err(|e| PreprocessError::Decode { image: name.to_owned(), detail: e.to_string() })?
+        .map_err(|e| PreprocessError::Decode {
+            image: name.to_owned(),
+            detail: e.to_string(),
+        })?
         .to_rgb8();
     let (src_w, src_h) = (decoded.width() as usize, decoded.height() as usize);
-    Ok(resize_bilinear(decoded.as_raw(), src_w, src_h, width, height))
+    Ok(resize_bilinear(
+        decoded.as_raw(),
+        src_w,
+        src_h,
+        width,
+        height,
+    ))
 }
 
 /// Bilinear resize of packed RGB8 with half-pixel centres (no antialiasing).
-pub fn resize_bilinear(src: &[u8], src_w: usize, src_h: usize, dst_w: usize, dst_h: usize) -> Vec<u8> {
+pub fn resize_bilinear(
+    src: &[u8],
+    src_w: usize,
+    src_h: usize,
+    dst_w: usize,
+    dst_h: usize,
+) -> Vec<u8> {
     if src_w == dst_w && src_h == dst_h {
         return src.to_vec();
     }
@@ -94,7 +114,9 @@ pub fn to_input(pixels: &[u8], input: &InputSpec, norm: Normalization) -> InputD
         InputKind::Int8 { scale, zero_point } => InputData::I8(
             pixels
                 .iter()
-                .map(|&p| ((real(p) / scale).round() + zero_point as f32).clamp(-128.0, 127.0) as i8)
+                .map(|&p| {
+                    ((real(p) / scale).round() + zero_point as f32).clamp(-128.0, 127.0) as i8
+                })
                 .collect(),
         ),
     }
@@ -116,15 +138,39 @@ mod tests {
 
     #[test]
     fn quantizes_with_scale_and_zero_point() {
-        let spec = |kind| InputSpec { name: "x".into(), shape: vec![1, 1, 1, 3], kind };
-        let norm = Normalization { mean: 128.0, std: 128.0 };
+        let spec = |kind| InputSpec {
+            name: "x".into(),
+            shape: vec![1, 1, 1, 3],
+            kind,
+        };
+        let norm = Normalization {
+            mean: 128.0,
+            std: 128.0,
+        };
         let pixels = [0, 128, 255];
         // TOCO-style uint8 input: scale 1/128, zero point 128.
-        let u8_input = to_input(&pixels, &spec(InputKind::UInt8 { scale: 1.0 / 128.0, zero_point: 128 }), norm);
+        let u8_input = to_input(
+            &pixels,
+            &spec(InputKind::UInt8 {
+                scale: 1.0 / 128.0,
+                zero_point: 128,
+            }),
+            norm,
+        );
         assert_eq!(u8_input, InputData::U8(vec![0, 128, 255]));
-        let i8_input = to_input(&pixels, &spec(InputKind::Int8 { scale: 1.0 / 128.0, zero_point: 0 }), norm);
+        let i8_input = to_input(
+            &pixels,
+            &spec(InputKind::Int8 {
+                scale: 1.0 / 128.0,
+                zero_point: 0,
+            }),
+            norm,
+        );
         assert_eq!(i8_input, InputData::I8(vec![-128, 0, 127]));
-        let norm = Normalization { mean: 127.5, std: 127.5 };
+        let norm = Normalization {
+            mean: 127.5,
+            std: 127.5,
+        };
         let f = to_input(&pixels, &spec(InputKind::Float32), norm);
         assert_eq!(f, InputData::F32(vec![-1.0, 0.5 / 127.5, 1.0]));
     }

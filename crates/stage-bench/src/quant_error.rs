@@ -61,7 +61,11 @@ pub struct Comparison {
 impl Comparison {
     pub fn new(score_threshold: f64, iou_threshold: f64) -> Self {
         Self {
-            report: QuantizationError { score_threshold, iou_threshold, ..Default::default() },
+            report: QuantizationError {
+                score_threshold,
+                iou_threshold,
+                ..Default::default()
+            },
             box_sum: 0.0,
             score_sum: 0.0,
             iou_sum: 0.0,
@@ -95,7 +99,13 @@ impl Comparison {
             q_used[j] = true;
             matched += 1;
             self.iou_sum += overlap;
-            self.box_sum += f[i].bbox.iter().zip(q[j].bbox.iter()).map(|(a, b)| f64::from((a - b).abs())).sum::<f64>() / 4.0;
+            self.box_sum += f[i]
+                .bbox
+                .iter()
+                .zip(q[j].bbox.iter())
+                .map(|(a, b)| f64::from((a - b).abs()))
+                .sum::<f64>()
+                / 4.0;
             self.score_sum += f64::from((f[i].score - q[j].score).abs());
         }
         let r = &mut self.report;

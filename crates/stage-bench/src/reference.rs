@@ -16,7 +16,10 @@ pub enum ReferenceError {
     #[error(transparent)]
     Tool(#[from] stage_api::ToolError),
     #[error("{context}: {source}")]
-    Io { context: String, source: std::io::Error },
+    Io {
+        context: String,
+        source: std::io::Error,
+    },
     #[error("{script} wrote an unreadable result: {detail}")]
     BadResult { script: String, detail: String },
 }
@@ -24,7 +27,11 @@ pub enum ReferenceError {
 /// The workspace root (this crate lives at `crates/stage-bench`).
 pub fn workspace_root() -> PathBuf {
     let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
-    manifest.parent().and_then(Path::parent).map(Path::to_path_buf).unwrap_or_else(|| manifest.to_path_buf())
+    manifest
+        .parent()
+        .and_then(Path::parent)
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| manifest.to_path_buf())
 }
 
 /// The managed interpreter: `EDGEPIPE_PYTHON`, else the provisioned environment.
@@ -36,15 +43,26 @@ pub fn find_python() -> Option<PathBuf> {
 }
 
 /// Runs `crates/stage-bench/python/<script>` on `request` in `work_dir`.
-pub fn run_script(python: &Path, script: &str, request: &Value, work_dir: &Path) -> Result<Value, ReferenceError> {
+pub fn run_script(
+    python: &Path,
+    script: &str,
+    request: &Value,
+    work_dir: &Path,
+) -> Result<Value, ReferenceError> {
     let io = |context: String| move |source| ReferenceError::Io { context, source };
     std::fs::create_dir_all(work_dir).map_err(io(format!("creating {}", work_dir.display())))?;
     let stem = script.trim_end_matches(".py");
     let request_path = work_dir.join(format!("{stem}.request.json"));
     let result_path = work_dir.join(format!("{stem}.result.json"));
-    let bytes = serde_json::to_vec(request).map_err(|e| ReferenceError::BadResult { script: script.into(), detail: e.to_string() })?;
-    stage_api::write_atomic(&request_path, &bytes).map_err(io(format!("writing {}", request_path.display())))?;
-    let script_path = workspace_root().join("crates/stage-bench/python").join(script);
+    let bytes = serde_json::to_vec(request).map_err(|e| ReferenceError::BadResult {
+        script: script.into(),
+        detail: e.to_string(),
+    })?;
+    stage_api::write_atomic(&request_path, &bytes)
+        .map_err(io(format!("writing {}", request_path.display())))?;
+    let script_path = workspace_root()
+        .join("crates/stage-bench/python")
+        .join(script);
     ToolCommand::new(python)
         .arg(script_path)
         .arg(&request_path)
@@ -53,8 +71,12 @@ pub fn run_script(python: &Path, script: &str, request: &Value, work_dir: &Path)
         .env("TF_CPP_MIN_LOG_LEVEL", "2")
         .quiet()
         .run()?;
-    let text = std::fs::read_to_string(&result_path).map_err(io(format!("reading {}", result_path.display())))?;
-    serde_json::from_str(&text).map_err(|e| ReferenceError::BadResult { script: script.into(), detail: e.to_string() })
+    let text = std::fs::read_to_string(&result_path)
+        .map_err(io(format!("reading {}", result_path.display())))?;
+    serde_json::from_str(&text).map_err(|e| ReferenceError::BadResult {
+        script: script.into(),
+        detail: e.to_string(),
+    })
 }
 
 /// pycocotools' twelve stats and its evaluation time in seconds.
@@ -80,7 +102,10 @@ pub fn pycocotools(
         .collect();
     let request = json!({"images": image_ids, "categories": category_ids, "annotations": annotations, "detections": dets});
     let result = run_script(python, "coco_reference.py", &request, work_dir)?;
-    let bad = |detail: &str| ReferenceError::BadResult { script: "coco_reference.py".into(), detail: detail.into() };
+    let bad = |detail: &str| ReferenceError::BadResult {
+        script: "coco_reference.py".into(),
+        detail: detail.into(),
+    };
     let stats: Vec<f64> = result
         .get("stats")
         .and_then(Value::as_array)
@@ -88,7 +113,12 @@ pub fn pycocotools(
         .iter()
         .filter_map(Value::as_f64)
         .collect();
-    let stats: [f64; 12] = stats.try_into().map_err(|_| bad("stats is not 12 numbers"))?;
-    let seconds = result.get("seconds").and_then(Value::as_f64).ok_or_else(|| bad("no seconds"))?;
+    let stats: [f64; 12] = stats
+        .try_into()
+        .map_err(|_| bad("stats is not 12 numbers"))?;
+    let seconds = result
+        .get("seconds")
+        .and_then(Value::as_f64)
+        .ok_or_else(|| bad("no seconds"))?;
     Ok((stats, seconds))
 }

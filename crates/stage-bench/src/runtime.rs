@@ -6,7 +6,9 @@
 use std::path::Path;
 use std::time::Instant;
 
-use litert::{CompilationOptions, CompiledModel, ElementType, Environment, Model, TensorBuffer, TensorShape};
+use litert::{
+    CompilationOptions, CompiledModel, ElementType, Environment, Model, TensorBuffer, TensorShape,
+};
 use tflite::TensorType;
 
 use crate::model_io::{ModelIo, OutputSpec};
@@ -16,11 +18,23 @@ use crate::preprocess::InputData;
 #[derive(Debug, thiserror::Error)]
 pub enum RuntimeError {
     #[error("LiteRT: {context}: {source}")]
-    LiteRt { context: String, source: litert::Error },
+    LiteRt {
+        context: String,
+        source: litert::Error,
+    },
     #[error("output `{name}` has element type {dtype}, which the bench stage does not read")]
     UnsupportedOutput { name: String, dtype: String },
     #[error("input data is {given} but the model's input is {expected}")]
-    InputMismatch { given: &'static str, expected: &'static str },
+    InputMismatch {
+        given: &'static str,
+        expected: &'static str,
+    },
+    #[error(transparent)]
+    Signature(#[from] crate::signature::SignatureError),
+    #[error(
+        "LiteRT lists output tensor `{name}`, which the model's flatbuffer does not name as an output"
+    )]
+    UnknownOutput { name: String },
     #[error("no preprocessed inputs to run the model on")]
     NoInputs,
     #[error("input data has {given} values but the model's input holds {expected}")]
@@ -28,7 +42,10 @@ pub enum RuntimeError {
 }
 
 fn lite(context: &str) -> impl FnOnce(litert::Error) -> RuntimeError + '_ {
-    move |source| RuntimeError::LiteRt { context: context.to_owned(), source }
+    move |source| RuntimeError::LiteRt {
+        context: context.to_owned(),
+        source,
+    }
 }
 
 fn element_type(dtype: TensorType) -> Option<ElementType> {
@@ -47,8 +64,11 @@ fn element_type(dtype: TensorType) -> Option<ElementType> {
 pub struct LiteRtRunner {
     // Field order is drop order: buffers before the compiled model.
     input: TensorBuffer,
+    /// Output buffers in the runtime's signature order.
     outputs: Vec<TensorBuffer>,
+    /// Output specs in [`ModelIo`] order; `buffer_of[i]` is spec i's buffer.
     specs: Vec<OutputSpec>,
+    buffer_of: Vec<usize>,
     compiled: CompiledModel,
     /// Milliseconds spent loading and compiling the model.
     pub init_ms: f64,
@@ -64,33 +84,81 @@ impl LiteRtRunner {
             crate::model_io::InputKind::UInt8 { .. } => ElementType::UInt8,
             crate::model_io::InputKind::Int8 { .. } => ElementType::Int8,
         };
-        let input = TensorBuffer::managed_host(&env, &TensorShape { element_type: input_type, dims: io.input.shape.clone() })
-            .map_err(lite("allocating the input buffer"))?;
-        let mut outputs = Vec::with_capacity(io.outputs.len());
-        for spec in &io.outputs {
-            let element_type = element_type(spec.dtype).ok_or_else(|| RuntimeError::UnsupportedOutput {
-                name: spec.name.clone(),
-                dtype: spec.dtype.name(),
-            })?;
-            let shape = TensorShape { element_type, dims: spec.shape.clone() };
-            outputs.push(TensorBuffer::managed_host(&env, &shape).map_err(lite("allocating an output buffer"))?);
+        let input = TensorBuffer::managed_host(
+            &env,
+            &TensorShape {
+                element_type: input_type,
+                dims: io.input.shape.clone(),
+            },
+        )
+        .map_err(lite("allocating the input buffer"))?;
+        // Buffers go in the order LiteRT lists the outputs, matched by tensor name.
+        let runtime_order = crate::signature::output_tensor_names(path)?;
+        let mut buffer_of = vec![usize::MAX; io.outputs.len()];
+        let mut ordered = Vec::with_capacity(runtime_order.len());
+        for (position, name) in runtime_order.iter().enumerate() {
+            let spec = io
+                .outputs
+                .iter()
+                .enumerate()
+                .find(|(i, o)| &o.name == name && buffer_of[*i] == usize::MAX)
+                .map(|(i, _)| i)
+                .ok_or_else(|| RuntimeError::UnknownOutput { name: name.clone() })?;
+            buffer_of[spec] = position;
+            ordered.push(&io.outputs[spec]);
+        }
+        if let Some(missing) = buffer_of.iter().position(|&b| b == usize::MAX) {
+            return Err(RuntimeError::UnknownOutput {
+                name: io.outputs[missing].name.clone(),
+            });
+        }
+        let mut outputs = Vec::with_capacity(ordered.len());
+        for spec in ordered {
+            let element_type =
+                element_type(spec.dtype).ok_or_else(|| RuntimeError::UnsupportedOutput {
+                    name: spec.name.clone(),
+                    dtype: spec.dtype.name(),
+                })?;
+            let shape = TensorShape {
+                element_type,
+                dims: spec.shape.clone(),
+            };
+            outputs.push(
+                TensorBuffer::managed_host(&env, &shape)
+                    .map_err(lite("allocating an output buffer"))?,
+            );
         }
         let model = Model::from_file(path).map_err(lite("loading the model"))?;
         let options = CompilationOptions::new().map_err(lite("creating options"))?;
-        let compiled = CompiledModel::new(env, model, &options).map_err(lite("compiling the model"))?;
-        Ok(Self { input, outputs, specs: io.outputs.clone(), compiled, init_ms: start.elapsed().as_secs_f64() * 1e3 })
+        let compiled =
+            CompiledModel::new(env, model, &options).map_err(lite("compiling the model"))?;
+        Ok(Self {
+            input,
+            outputs,
+            specs: io.outputs.clone(),
+            buffer_of,
+            compiled,
+            init_ms: start.elapsed().as_secs_f64() * 1e3,
+        })
     }
 
     /// Copies one preprocessed image into the input buffer.
     pub fn set_input(&mut self, data: &InputData) -> Result<(), RuntimeError> {
-        let expected = match self.input.shape().map_err(lite("reading the input type"))?.element_type {
+        let expected = match self
+            .input
+            .shape()
+            .map_err(lite("reading the input type"))?
+            .element_type
+        {
             ElementType::Float32 => "float32",
             ElementType::UInt8 => "uint8",
             ElementType::Int8 => "int8",
             _ => "another type",
         };
         match data {
-            InputData::F32(values) => copy_into::<f32>(&mut self.input, values, expected, "float32"),
+            InputData::F32(values) => {
+                copy_into::<f32>(&mut self.input, values, expected, "float32")
+            }
             InputData::U8(values) => copy_into::<u8>(&mut self.input, values, expected, "uint8"),
             InputData::I8(values) => copy_into::<i8>(&mut self.input, values, expected, "int8"),
         }
@@ -104,25 +172,56 @@ impl LiteRtRunner {
     }
 
     pub fn output_count(&self) -> usize {
-        self.outputs.len()
+        self.specs.len()
     }
 
-    /// Output `i` as real numbers (dequantized when the output is quantized).
+    /// Output `i` (in [`ModelIo`] order) as real numbers (dequantized when the output is quantized).
     pub fn output_f32(&self, i: usize) -> Result<Vec<f32>, RuntimeError> {
         let spec = &self.specs[i];
-        let buffer = &self.outputs[i];
+        let buffer = &self.outputs[self.buffer_of[i]];
         let (scale, zero_point) = spec.quantization.unwrap_or((1.0, 0));
         let deq = |q: f32| (q - zero_point as f32) * scale;
         let context = "reading an output";
         Ok(match spec.dtype {
-            TensorType::FLOAT32 => buffer.lock_for_read::<f32>().map_err(lite(context))?.to_vec(),
-            TensorType::UINT8 => buffer.lock_for_read::<u8>().map_err(lite(context))?.iter().map(|&q| deq(f32::from(q))).collect(),
-            TensorType::INT8 => buffer.lock_for_read::<i8>().map_err(lite(context))?.iter().map(|&q| deq(f32::from(q))).collect(),
-            TensorType::INT16 => buffer.lock_for_read::<i16>().map_err(lite(context))?.iter().map(|&q| deq(f32::from(q))).collect(),
-            TensorType::INT32 => buffer.lock_for_read::<i32>().map_err(lite(context))?.iter().map(|&q| q as f32).collect(),
-            TensorType::INT64 => buffer.lock_for_read::<i64>().map_err(lite(context))?.iter().map(|&q| q as f32).collect(),
+            TensorType::FLOAT32 => buffer
+                .lock_for_read::<f32>()
+                .map_err(lite(context))?
+                .to_vec(),
+            TensorType::UINT8 => buffer
+                .lock_for_read::<u8>()
+                .map_err(lite(context))?
+                .iter()
+                .map(|&q| deq(f32::from(q)))
+                .collect(),
+            TensorType::INT8 => buffer
+                .lock_for_read::<i8>()
+                .map_err(lite(context))?
+                .iter()
+                .map(|&q| deq(f32::from(q)))
+                .collect(),
+            TensorType::INT16 => buffer
+                .lock_for_read::<i16>()
+                .map_err(lite(context))?
+                .iter()
+                .map(|&q| deq(f32::from(q)))
+                .collect(),
+            TensorType::INT32 => buffer
+                .lock_for_read::<i32>()
+                .map_err(lite(context))?
+                .iter()
+                .map(|&q| q as f32)
+                .collect(),
+            TensorType::INT64 => buffer
+                .lock_for_read::<i64>()
+                .map_err(lite(context))?
+                .iter()
+                .map(|&q| q as f32)
+                .collect(),
             other => {
-                return Err(RuntimeError::UnsupportedOutput { name: spec.name.clone(), dtype: other.name() });
+                return Err(RuntimeError::UnsupportedOutput {
+                    name: spec.name.clone(),
+                    dtype: other.name(),
+                });
             }
         })
     }
@@ -130,12 +229,27 @@ impl LiteRtRunner {
     /// Output `i` as stored (integers widened to f64, no dequantization).
     pub fn output_raw(&self, i: usize) -> Result<Vec<f64>, RuntimeError> {
         let spec = &self.specs[i];
-        let buffer = &self.outputs[i];
+        let buffer = &self.outputs[self.buffer_of[i]];
         let context = "reading an output";
         Ok(match spec.dtype {
-            TensorType::FLOAT32 => buffer.lock_for_read::<f32>().map_err(lite(context))?.iter().map(|&v| f64::from(v)).collect(),
-            TensorType::UINT8 => buffer.lock_for_read::<u8>().map_err(lite(context))?.iter().map(|&v| f64::from(v)).collect(),
-            TensorType::INT8 => buffer.lock_for_read::<i8>().map_err(lite(context))?.iter().map(|&v| f64::from(v)).collect(),
+            TensorType::FLOAT32 => buffer
+                .lock_for_read::<f32>()
+                .map_err(lite(context))?
+                .iter()
+                .map(|&v| f64::from(v))
+                .collect(),
+            TensorType::UINT8 => buffer
+                .lock_for_read::<u8>()
+                .map_err(lite(context))?
+                .iter()
+                .map(|&v| f64::from(v))
+                .collect(),
+            TensorType::INT8 => buffer
+                .lock_for_read::<i8>()
+                .map_err(lite(context))?
+                .iter()
+                .map(|&v| f64::from(v))
+                .collect(),
             _ => self.output_f32(i)?.into_iter().map(f64::from).collect(),
         })
     }
@@ -150,9 +264,14 @@ fn copy_into<T: litert::TensorElement>(
     if expected != given {
         return Err(RuntimeError::InputMismatch { given, expected });
     }
-    let mut guard = buffer.lock_for_write::<T>().map_err(lite("writing the input"))?;
+    let mut guard = buffer
+        .lock_for_write::<T>()
+        .map_err(lite("writing the input"))?;
     if guard.len() != values.len() {
-        return Err(RuntimeError::InputSize { given: values.len(), expected: guard.len() });
+        return Err(RuntimeError::InputSize {
+            given: values.len(),
+            expected: guard.len(),
+        });
     }
     guard.copy_from_slice(values);
     Ok(())

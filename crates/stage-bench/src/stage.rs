@@ -7,7 +7,9 @@ use std::time::Instant;
 use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::Value;
-use stage_api::{InputSpec, OutputSpec, PythonScript, Stage, StageContext, StageError, StageResult};
+use stage_api::{
+    InputSpec, OutputSpec, PythonScript, Stage, StageContext, StageError, StageResult,
+};
 
 use crate::coco_eval::{self, GroundTruth};
 use crate::detections::{self, CocoResult, ModelDetection};
@@ -17,8 +19,8 @@ use crate::model_io::ModelIo;
 use crate::preprocess::{self, InputData, Normalization};
 use crate::quant_error::{Comparison, QuantizationError};
 use crate::results::{
-    Accuracy, BenchResults, EdgeTpuMapping, Preprocessing, RUNTIME_CPU, RUNTIME_EDGETPU, SCHEMA_VERSION,
-    STATUS_NO_DEVICE, STATUS_OK,
+    Accuracy, BenchResults, EdgeTpuMapping, Preprocessing, RUNTIME_CPU, RUNTIME_EDGETPU,
+    SCHEMA_VERSION, STATUS_NO_DEVICE, STATUS_OK,
 };
 use crate::runtime::LiteRtRunner;
 use crate::val_split::{LabeledImage, read_val_split};
@@ -124,7 +126,10 @@ impl BenchParams {
     }
 
     fn normalization(&self) -> Normalization {
-        Normalization { mean: self.input_mean, std: self.input_std }
+        Normalization {
+            mean: self.input_mean,
+            std: self.input_std,
+        }
     }
 }
 
@@ -134,23 +139,43 @@ pub struct BenchStage;
 impl Stage for BenchStage {
     type Params = BenchParams;
     const KIND: &'static str = "bench";
-    const DESCRIPTION: &'static str =
-        "Latency/FPS (LiteRT), COCO mAP on the val split, quantization error and peak memory of a .tflite model";
+    const DESCRIPTION: &'static str = "Latency/FPS (LiteRT), COCO mAP on the val split, quantization error and peak memory of a .tflite model";
 
     fn inputs() -> Vec<InputSpec> {
         vec![
-            InputSpec::one("model", "the .tflite model, or a directory holding one (an Edge TPU stage's `compiled`)"),
-            InputSpec::one("records", "dataset records directory; its `val-*.tfrecord` split is benchmarked"),
-            InputSpec::optional("quantize_report", "quantize.json of the model (scheme, dtypes)"),
-            InputSpec::optional("float_model", "the float parent .tflite, for quantization error"),
-            InputSpec::optional("edgetpu_report", "edgetpu.json of the model (ops on TPU/CPU)"),
+            InputSpec::one(
+                "model",
+                "the .tflite model, or a directory holding one (an Edge TPU stage's `compiled`)",
+            ),
+            InputSpec::one(
+                "records",
+                "dataset records directory; its `val-*.tfrecord` split is benchmarked",
+            ),
+            InputSpec::optional(
+                "quantize_report",
+                "quantize.json of the model (scheme, dtypes)",
+            ),
+            InputSpec::optional(
+                "float_model",
+                "the float parent .tflite, for quantization error",
+            ),
+            InputSpec::optional(
+                "edgetpu_report",
+                "edgetpu.json of the model (ops on TPU/CPU)",
+            ),
         ]
     }
 
     fn outputs() -> Vec<OutputSpec> {
         vec![
-            OutputSpec::new("results", "bench.json: latency, accuracy, quantization error, memory (see the crate docs)"),
-            OutputSpec::new("detections", "detections.json: COCO results of the model on the val split"),
+            OutputSpec::new(
+                "results",
+                "bench.json: latency, accuracy, quantization error, memory (see the crate docs)",
+            ),
+            OutputSpec::new(
+                "detections",
+                "detections.json: COCO results of the model on the val split",
+            ),
         ]
     }
 
@@ -172,7 +197,8 @@ pub fn resolve_model(path: &Path) -> Result<PathBuf, StageError> {
     if !path.is_dir() {
         return Ok(path.to_path_buf());
     }
-    let entries = std::fs::read_dir(path).map_err(|e| StageError::io(format!("listing {}", path.display()), e))?;
+    let entries = std::fs::read_dir(path)
+        .map_err(|e| StageError::io(format!("listing {}", path.display()), e))?;
     let mut models: Vec<PathBuf> = entries
         .filter_map(Result::ok)
         .map(|e| e.path())
@@ -194,16 +220,27 @@ pub fn resolve_model(path: &Path) -> Result<PathBuf, StageError> {
 }
 
 fn read_json(path: &Path) -> Result<Value, StageError> {
-    let text = std::fs::read_to_string(path).map_err(|e| StageError::io(format!("reading {}", path.display()), e))?;
-    serde_json::from_str(&text).map_err(|e| StageError::input(format!("{}: invalid JSON: {e}", path.display())))
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| StageError::io(format!("reading {}", path.display()), e))?;
+    serde_json::from_str(&text)
+        .map_err(|e| StageError::input(format!("{}: invalid JSON: {e}", path.display())))
 }
 
 /// Ops placement from an edgetpu report (tolerant of missing fields).
 pub fn edgetpu_mapping(report: &Value) -> EdgeTpuMapping {
-    let count = |keys: &[&str]| -> Option<u64> { keys.iter().find_map(|k| report.pointer(k).and_then(Value::as_u64)) };
+    let count = |keys: &[&str]| -> Option<u64> {
+        keys.iter()
+            .find_map(|k| report.pointer(k).and_then(Value::as_u64))
+    };
     EdgeTpuMapping {
-        compiled: report.get("compiled").and_then(Value::as_bool).unwrap_or(false),
-        predicted: report.get("predicted").and_then(Value::as_bool).unwrap_or(false),
+        compiled: report
+            .get("compiled")
+            .and_then(Value::as_bool)
+            .unwrap_or(false),
+        predicted: report
+            .get("predicted")
+            .and_then(Value::as_bool)
+            .unwrap_or(false),
         ops_on_tpu: count(&["/summary/tpu_ops", "/ops_on_tpu", "/tpu_ops"]),
         ops_on_cpu: count(&["/summary/cpu_ops", "/ops_on_cpu", "/cpu_ops"]),
     }
@@ -226,11 +263,16 @@ fn run_pass(
     what: &str,
 ) -> Result<Pass, StageError> {
     let (h, w) = io.input_size();
-    let mut pass = Pass { preprocessing: Preprocessing::default(), detections: Vec::new(), raw_outputs: Vec::new() };
+    let mut pass = Pass {
+        preprocessing: Preprocessing::default(),
+        detections: Vec::new(),
+        raw_outputs: Vec::new(),
+    };
     let outputs = io.detection_outputs();
     for (n, image) in images.iter().enumerate() {
         let start = Instant::now();
-        let pixels = preprocess::decode_resized(&image.encoded, &image.source_id, w, h).map_err(input_error)?;
+        let pixels = preprocess::decode_resized(&image.encoded, &image.source_id, w, h)
+            .map_err(input_error)?;
         let input = preprocess::to_input(&pixels, &io.input, norm);
         pass.preprocessing.total_ms += start.elapsed().as_secs_f64() * 1e3;
         runner.set_input(&input).map_err(other)?;
@@ -238,7 +280,12 @@ fn run_pass(
         match outputs {
             Some([b, c, s, k]) => {
                 let read = |i| runner.output_f32(i).map_err(other);
-                pass.detections.push(detections::decode(&read(b)?, &read(c)?, &read(s)?, &read(k)?));
+                pass.detections.push(detections::decode(
+                    &read(b)?,
+                    &read(c)?,
+                    &read(s)?,
+                    &read(k)?,
+                ));
             }
             None => {
                 let mut all = Vec::new();
@@ -249,7 +296,11 @@ fn run_pass(
             }
         }
         if (n + 1) % 25 == 0 || n + 1 == images.len() {
-            ctx.progress((n + 1) as u64, Some(images.len() as u64), format!("{what}: {} images", n + 1));
+            ctx.progress(
+                (n + 1) as u64,
+                Some(images.len() as u64),
+                format!("{what}: {} images", n + 1),
+            );
         }
     }
     pass.preprocessing.images = images.len();
@@ -266,7 +317,8 @@ fn preprocess_inputs(
     images
         .iter()
         .map(|image| {
-            let pixels = preprocess::decode_resized(&image.encoded, &image.source_id, w, h).map_err(input_error)?;
+            let pixels = preprocess::decode_resized(&image.encoded, &image.source_id, w, h)
+                .map_err(input_error)?;
             Ok(preprocess::to_input(&pixels, &io.input, norm))
         })
         .collect()
@@ -275,12 +327,26 @@ fn preprocess_inputs(
 fn run_bench(ctx: &StageContext, params: &BenchParams) -> Result<StageResult, StageError> {
     let model_path = resolve_model(ctx.input("model")?)?;
     let io = ModelIo::read(&model_path).map_err(input_error)?;
-    let quantize_report = ctx.optional_input("quantize_report")?.map(read_json).transpose()?;
-    let edgetpu_report = ctx.optional_input("edgetpu_report")?.map(read_json).transpose()?;
+    let quantize_report = ctx
+        .optional_input("quantize_report")?
+        .map(read_json)
+        .transpose()?;
+    let edgetpu_report = ctx
+        .optional_input("edgetpu_report")?
+        .map(read_json)
+        .transpose()?;
     let mut warnings = Vec::new();
 
-    let scheme = quantize_report.as_ref().and_then(|r| r.get("mode")).and_then(Value::as_str).map(str::to_owned);
-    let dtype_of = |t: &Value| t.get("dtype").and_then(Value::as_str).map(str::to_lowercase);
+    let scheme = quantize_report
+        .as_ref()
+        .and_then(|r| r.get("mode"))
+        .and_then(Value::as_str)
+        .map(str::to_owned);
+    let dtype_of = |t: &Value| {
+        t.get("dtype")
+            .and_then(Value::as_str)
+            .map(str::to_lowercase)
+    };
     let input_dtype = quantize_report
         .as_ref()
         .and_then(|r| r.pointer("/inputs/0"))
@@ -292,14 +358,30 @@ fn run_bench(ctx: &StageContext, params: &BenchParams) -> Result<StageResult, St
         .and_then(Value::as_array)
         .map(|outs| outs.iter().filter_map(dtype_of).collect::<Vec<_>>())
         .filter(|v| !v.is_empty())
-        .unwrap_or_else(|| io.outputs.iter().map(|o| o.dtype.name().to_lowercase()).collect());
-    let variant = params.variant.clone().or_else(|| scheme.clone()).unwrap_or_else(|| {
-        model_path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default()
-    });
+        .unwrap_or_else(|| {
+            io.outputs
+                .iter()
+                .map(|o| o.dtype.name().to_lowercase())
+                .collect()
+        });
+    let variant = params
+        .variant
+        .clone()
+        .or_else(|| scheme.clone())
+        .unwrap_or_else(|| {
+            model_path
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_default()
+        });
 
     let records = ctx.input("records")?;
     let images = read_val_split(records, params.max_images).map_err(input_error)?;
-    ctx.progress(0, Some(images.len() as u64), format!("{} val images", images.len()));
+    ctx.progress(
+        0,
+        Some(images.len() as u64),
+        format!("{} val images", images.len()),
+    );
     if params.threads != 1 {
         warnings.push(format!(
             "threads = {} requested; the LiteRT CPU backend as linked runs one thread (the C API used exposes no thread setting), so timings are single-threaded",
@@ -310,7 +392,10 @@ fn run_bench(ctx: &StageContext, params: &BenchParams) -> Result<StageResult, St
     let mut results = BenchResults {
         schema: SCHEMA_VERSION,
         variant,
-        model_file: model_path.file_name().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default(),
+        model_file: model_path
+            .file_name()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default(),
         model_size_bytes: io.size_bytes,
         scheme,
         input_dtype,
@@ -346,27 +431,50 @@ fn run_bench(ctx: &StageContext, params: &BenchParams) -> Result<StageResult, St
         let count = params.latency_images.max(1).min(images.len());
         let timing_inputs = preprocess_inputs(&io, &images[..count], params.normalization())?;
         ctx.progress(0, None, "timing inference");
-        results.latency = Some(crate::measure_latency(&mut runner, &timing_inputs, &params.limits()).map_err(other)?);
+        results.latency = Some(
+            crate::measure_latency(&mut runner, &timing_inputs, &params.limits()).map_err(other)?,
+        );
         drop(timing_inputs);
-        let pass = run_pass(ctx, &mut runner, &io, &images, params.normalization(), "accuracy")?;
+        let pass = run_pass(
+            ctx,
+            &mut runner,
+            &io,
+            &images,
+            params.normalization(),
+            "accuracy",
+        )?;
         results.preprocessing = pass.preprocessing.clone();
         drop(runner);
         results.peak_rss_bytes = crate::memory::peak_rss_bytes();
 
         if io.postprocess.is_some() {
             for (image, found) in images.iter().zip(&pass.detections) {
-                coco_results.extend(detections::to_coco(found, image.image_id, image.width, image.height, params.label_offset));
+                coco_results.extend(detections::to_coco(
+                    found,
+                    image.image_id,
+                    image.width,
+                    image.height,
+                    params.label_offset,
+                ));
             }
             results.accuracy = Some(accuracy(&images, &coco_results)?);
         } else {
-            warnings.push(format!(
+            warnings.push(
                 "the model has no TFLite_Detection_PostProcess op; accuracy is not computed"
-            ));
+                    .to_owned(),
+            );
         }
 
         if let Some(float_path) = ctx.optional_input("float_model")? {
             let float_path = resolve_model(float_path)?;
-            results.quantization_error = Some(quantization_error(ctx, params, &float_path, &io, &images, &pass)?);
+            results.quantization_error = Some(quantization_error(
+                ctx,
+                params,
+                &float_path,
+                &io,
+                &images,
+                &pass,
+            )?);
         }
     }
 
@@ -395,7 +503,10 @@ fn run_bench(ctx: &StageContext, params: &BenchParams) -> Result<StageResult, St
         summary.push_str(&format!(": {}", results.status));
     }
     if let Some(acc) = &results.accuracy {
-        result = result.metric("map", acc.map).metric("map_50", acc.map_50).metric("ar_100", acc.ar_100);
+        result = result
+            .metric("map", acc.map)
+            .metric("map_50", acc.map_50)
+            .metric("ar_100", acc.ar_100);
         summary.push_str(&format!(", mAP {:.3}, mAP@.5 {:.3}", acc.map, acc.map_50));
     }
     if let Some(rss) = results.peak_rss_bytes {
@@ -407,12 +518,16 @@ fn run_bench(ctx: &StageContext, params: &BenchParams) -> Result<StageResult, St
 }
 
 fn accuracy(images: &[LabeledImage], coco_results: &[CocoResult]) -> Result<Accuracy, StageError> {
-    let ground_truth: Vec<GroundTruth> = images.iter().flat_map(|i| i.ground_truth.iter().cloned()).collect();
+    let ground_truth: Vec<GroundTruth> = images
+        .iter()
+        .flat_map(|i| i.ground_truth.iter().cloned())
+        .collect();
     let image_ids: Vec<i64> = images.iter().map(|i| i.image_id).collect();
     let mut categories: Vec<i64> = ground_truth.iter().map(|g| g.category_id).collect();
     categories.sort_unstable();
     categories.dedup();
-    let dets: Vec<coco_eval::Detection> = coco_results.iter().map(CocoResult::as_detection).collect();
+    let dets: Vec<coco_eval::Detection> =
+        coco_results.iter().map(CocoResult::as_detection).collect();
     let coco = coco_eval::evaluate(&image_ids, &categories, &ground_truth, &dets).map_err(other)?;
     Ok(Accuracy {
         images: images.len(),
@@ -442,8 +557,16 @@ fn quantization_error(
         )));
     }
     let mut runner = LiteRtRunner::load(float_path, &float_io).map_err(other)?;
-    let float_pass = run_pass(ctx, &mut runner, &float_io, images, params.normalization(), "float parent")?;
-    let mut comparison = Comparison::new(params.compare_score_threshold, params.compare_iou_threshold);
+    let float_pass = run_pass(
+        ctx,
+        &mut runner,
+        &float_io,
+        images,
+        params.normalization(),
+        "float parent",
+    )?;
+    let mut comparison =
+        Comparison::new(params.compare_score_threshold, params.compare_iou_threshold);
     if io.postprocess.is_some() && float_io.postprocess.is_some() {
         for (f, q) in float_pass.detections.iter().zip(&pass.detections) {
             comparison.add_detections(f, q);
@@ -469,7 +592,8 @@ fn edgetpu_latency(
     let inputs = preprocess_inputs(io, &images[..count], params.normalization())?;
     let raw: Vec<u8> = inputs.iter().flat_map(InputData::to_bytes).collect();
     let inputs_path = ctx.scratch_dir().join("edgetpu_inputs.bin");
-    stage_api::write_atomic(&inputs_path, &raw).map_err(|e| StageError::io("writing Edge TPU inputs", e))?;
+    stage_api::write_atomic(&inputs_path, &raw)
+        .map_err(|e| StageError::io("writing Edge TPU inputs", e))?;
     let request = serde_json::json!({
         "model": model_path,
         "threads": params.threads,
@@ -479,19 +603,25 @@ fn edgetpu_latency(
         "dump_outputs": 0,
         "delegate": edgetpu::EDGETPU_LIBRARY,
     });
-    let result = PythonScript::new("crates/stage-bench/python/litert_loop.py").run(ctx, &request)?;
+    let result =
+        PythonScript::new("crates/stage-bench/python/litert_loop.py").run(ctx, &request)?;
     let samples: Vec<f64> = result
         .get("samples_ms")
         .and_then(Value::as_array)
         .map(|a| a.iter().filter_map(Value::as_f64).collect())
         .unwrap_or_default();
-    let init_ms = result.get("init_ms").and_then(Value::as_f64).unwrap_or(f64::NAN);
+    let init_ms = result
+        .get("init_ms")
+        .and_then(Value::as_f64)
+        .unwrap_or(f64::NAN);
     let warmup: Vec<f64> = result
         .get("warmup_ms")
         .and_then(Value::as_array)
         .map(|a| a.iter().filter_map(Value::as_f64).collect())
         .unwrap_or_default();
-    Ok(crate::latency::LatencyStats::from_samples(init_ms, &warmup, samples))
+    Ok(crate::latency::LatencyStats::from_samples(
+        init_ms, &warmup, samples,
+    ))
 }
 
 #[cfg(test)]
@@ -506,7 +636,12 @@ mod tests {
         let m = edgetpu_mapping(&report);
         assert_eq!(
             m,
-            EdgeTpuMapping { compiled: false, predicted: true, ops_on_tpu: Some(60), ops_on_cpu: Some(3) }
+            EdgeTpuMapping {
+                compiled: false,
+                predicted: true,
+                ops_on_tpu: Some(60),
+                ops_on_cpu: Some(3)
+            }
         );
     }
 
@@ -514,7 +649,10 @@ mod tests {
     fn params_defaults_follow_benchmark_model() {
         let p: BenchParams = serde_json::from_str("{}").unwrap();
         assert_eq!((p.threads, p.warmup_runs, p.num_runs), (1, 1, 50));
-        assert_eq!((p.min_secs, p.max_secs, p.warmup_min_secs), (1.0, 150.0, 0.5));
+        assert_eq!(
+            (p.min_secs, p.max_secs, p.warmup_min_secs),
+            (1.0, 150.0, 0.5)
+        );
         assert!(serde_json::from_str::<BenchParams>(r#"{"num_run": 3}"#).is_err());
     }
 }

@@ -44,7 +44,13 @@ pub struct SyntheticSet {
 
 /// `images` images of 640×480, `categories` classes, up to `max_gt` objects
 /// per image and exactly `detections_per_image` detections per image.
-pub fn generate(seed: u64, images: usize, categories: i64, max_gt: u64, detections_per_image: usize) -> SyntheticSet {
+pub fn generate(
+    seed: u64,
+    images: usize,
+    categories: i64,
+    max_gt: u64,
+    detections_per_image: usize,
+) -> SyntheticSet {
     let mut rng = Rng::new(seed);
     let (width, height) = (640.0, 480.0);
     let mut set = SyntheticSet {
@@ -64,7 +70,13 @@ pub fn generate(seed: u64, images: usize, categories: i64, max_gt: u64, detectio
             let y = rng.unit() * (height - h);
             let category_id = 1 + rng.below(categories as u64) as i64;
             let iscrowd = rng.below(25) == 0;
-            set.ground_truth.push(GroundTruth { image_id, category_id, bbox: [x, y, w, h], area: w * h, iscrowd });
+            set.ground_truth.push(GroundTruth {
+                image_id,
+                category_id,
+                bbox: [x, y, w, h],
+                area: w * h,
+                iscrowd,
+            });
             boxes.push(([x, y, w, h], category_id));
         }
         for _ in 0..detections_per_image {
@@ -72,17 +84,38 @@ pub fn generate(seed: u64, images: usize, categories: i64, max_gt: u64, detectio
             let score = (1 + rng.below(200)) as f64 / 200.0;
             let (bbox, category_id) = if !boxes.is_empty() && rng.below(3) > 0 {
                 let (b, c) = boxes[rng.below(boxes.len() as u64) as usize];
-                let jitter = |v: f64, scale: f64, rng: &mut Rng| v + (rng.unit() - 0.5) * 0.3 * scale;
+                let jitter =
+                    |v: f64, scale: f64, rng: &mut Rng| v + (rng.unit() - 0.5) * 0.3 * scale;
                 let w = (jitter(b[2], b[2], &mut rng)).max(1.0);
                 let h = (jitter(b[3], b[3], &mut rng)).max(1.0);
-                let c = if rng.below(10) == 0 { 1 + rng.below(categories as u64) as i64 } else { c };
-                ([jitter(b[0], b[2], &mut rng), jitter(b[1], b[3], &mut rng), w, h], c)
+                let c = if rng.below(10) == 0 {
+                    1 + rng.below(categories as u64) as i64
+                } else {
+                    c
+                };
+                (
+                    [
+                        jitter(b[0], b[2], &mut rng),
+                        jitter(b[1], b[3], &mut rng),
+                        w,
+                        h,
+                    ],
+                    c,
+                )
             } else {
                 let w = 4.0 + rng.unit() * 200.0;
                 let h = 4.0 + rng.unit() * 200.0;
-                ([rng.unit() * (width - w), rng.unit() * (height - h), w, h], 1 + rng.below(categories as u64) as i64)
+                (
+                    [rng.unit() * (width - w), rng.unit() * (height - h), w, h],
+                    1 + rng.below(categories as u64) as i64,
+                )
             };
-            set.detections.push(Detection { image_id, category_id, bbox, score });
+            set.detections.push(Detection {
+                image_id,
+                category_id,
+                bbox,
+                score,
+            });
         }
     }
     set
@@ -98,6 +131,10 @@ mod tests {
         let b = generate(7, 20, 3, 6, 10);
         assert_eq!(a.detections, b.detections);
         assert_eq!(a.detections.len(), 200);
-        assert!(a.ground_truth.iter().all(|g| g.area > 0.0 && (1..=3).contains(&g.category_id)));
+        assert!(
+            a.ground_truth
+                .iter()
+                .all(|g| g.area > 0.0 && (1..=3).contains(&g.category_id))
+        );
     }
 }

@@ -25,40 +25,56 @@ pub struct LabeledImage {
 /// Why the split cannot be read.
 #[derive(Debug, thiserror::Error)]
 pub enum SplitError {
-    #[error("records directory {dir}: {detail}; the dataset stage writes `val-00000-of-0000N.tfrecord` there")]
+    #[error(
+        "records directory {dir}: {detail}; the dataset stage writes `val-00000-of-0000N.tfrecord` there"
+    )]
     Shards { dir: PathBuf, detail: String },
     #[error("{file}: record {record}: {detail}")]
-    Record { file: PathBuf, record: u64, detail: String },
+    Record {
+        file: PathBuf,
+        record: u64,
+        detail: String,
+    },
     #[error("records directory {dir} has no validation images")]
     Empty { dir: PathBuf },
 }
 
 /// Reads up to `limit` images (all when `None`) of the `val` split in shard order.
 pub fn read_val_split(dir: &Path, limit: Option<usize>) -> Result<Vec<LabeledImage>, SplitError> {
-    let shards = find_shards(dir, "val")
-        .map_err(|e| SplitError::Shards { dir: dir.to_path_buf(), detail: e.to_string() })?;
+    let shards = find_shards(dir, "val").map_err(|e| SplitError::Shards {
+        dir: dir.to_path_buf(),
+        detail: e.to_string(),
+    })?;
     let mut images = Vec::new();
     'files: for file in shards {
-        let record_error =
-            |record: u64, detail: String| SplitError::Record { file: file.clone(), record, detail };
+        let record_error = |record: u64, detail: String| SplitError::Record {
+            file: file.clone(),
+            record,
+            detail,
+        };
         let mut reader = RecordReader::open(&file).map_err(|e| record_error(0, e.to_string()))?;
         loop {
             if limit.is_some_and(|l| images.len() >= l) {
                 break 'files;
             }
             let index = reader.records_read();
-            let Some(example) = reader.read_example().map_err(|e| record_error(index, e.to_string()))?
+            let Some(example) = reader
+                .read_example()
+                .map_err(|e| record_error(index, e.to_string()))?
             else {
                 break;
             };
-            let parsed =
-                DetectionExample::from_example(&example).map_err(|e| record_error(index, e.to_string()))?;
+            let parsed = DetectionExample::from_example(&example)
+                .map_err(|e| record_error(index, e.to_string()))?;
             let image_id = images.len() as i64 + 1;
-            images.push(to_labeled(parsed, image_id).map_err(|detail| record_error(index, detail))?);
+            images
+                .push(to_labeled(parsed, image_id).map_err(|detail| record_error(index, detail))?);
         }
     }
     if images.is_empty() {
-        return Err(SplitError::Empty { dir: dir.to_path_buf() });
+        return Err(SplitError::Empty {
+            dir: dir.to_path_buf(),
+        });
     }
     Ok(images)
 }
@@ -67,7 +83,10 @@ fn to_labeled(example: DetectionExample, image_id: i64) -> Result<LabeledImage, 
     let width = u32::try_from(example.width).ok().filter(|w| *w > 0);
     let height = u32::try_from(example.height).ok().filter(|h| *h > 0);
     let (Some(width), Some(height)) = (width, height) else {
-        return Err(format!("image size {}x{} is not positive", example.width, example.height));
+        return Err(format!(
+            "image size {}x{} is not positive",
+            example.width, example.height
+        ));
     };
     let (w, h) = (f64::from(width), f64::from(height));
     let ground_truth = example
@@ -89,7 +108,11 @@ fn to_labeled(example: DetectionExample, image_id: i64) -> Result<LabeledImage, 
         .collect();
     Ok(LabeledImage {
         image_id,
-        source_id: if example.source_id.is_empty() { example.filename } else { example.source_id },
+        source_id: if example.source_id.is_empty() {
+            example.filename
+        } else {
+            example.source_id
+        },
         encoded: example.encoded,
         width,
         height,

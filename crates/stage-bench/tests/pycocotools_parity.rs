@@ -17,14 +17,29 @@ fn assert_matches_pycocotools(
     detections: &[Detection],
 ) -> Option<[f64; 12]> {
     let Some(python) = find_python() else {
-        eprintln!("skipped: no managed Python environment (run `cargo xtask setup` or set EDGEPIPE_PYTHON)");
+        eprintln!(
+            "skipped: no managed Python environment (run `cargo xtask setup` or set EDGEPIPE_PYTHON)"
+        );
         return None;
     };
-    let ours = evaluate(image_ids, category_ids, ground_truth, detections).unwrap().as_array();
+    let ours = evaluate(image_ids, category_ids, ground_truth, detections)
+        .unwrap()
+        .as_array();
     let dir = tempfile::tempdir().unwrap();
-    let (theirs, _) = pycocotools(&python, image_ids, category_ids, ground_truth, detections, dir.path()).unwrap();
+    let (theirs, _) = pycocotools(
+        &python,
+        image_ids,
+        category_ids,
+        ground_truth,
+        detections,
+        dir.path(),
+    )
+    .unwrap();
     for (i, (a, b)) in ours.iter().zip(theirs.iter()).enumerate() {
-        assert!((a - b).abs() <= 1e-4, "stat {i}: ours {a} pycocotools {b}\nours {ours:?}\ntheirs {theirs:?}");
+        assert!(
+            (a - b).abs() <= 1e-4,
+            "stat {i}: ours {a} pycocotools {b}\nours {ours:?}\ntheirs {theirs:?}"
+        );
     }
     Some(ours)
 }
@@ -33,11 +48,19 @@ fn assert_matches_pycocotools(
 fn synthetic_set_with_crowds_ties_and_all_areas() {
     let set = generate(11, 80, 3, 8, 40);
     assert!(set.ground_truth.iter().any(|g| g.iscrowd));
-    let stats = assert_matches_pycocotools(&set.image_ids, &set.category_ids, &set.ground_truth, &set.detections);
+    let stats = assert_matches_pycocotools(
+        &set.image_ids,
+        &set.category_ids,
+        &set.ground_truth,
+        &set.detections,
+    );
     if let Some(stats) = stats {
         // A non-trivial result: neither perfect nor empty, all area ranges present.
         assert!(stats[0] > 0.05 && stats[0] < 0.95, "{stats:?}");
-        assert!(stats[3] >= 0.0 && stats[4] >= 0.0 && stats[5] >= 0.0, "{stats:?}");
+        assert!(
+            stats[3] >= 0.0 && stats[4] >= 0.0 && stats[5] >= 0.0,
+            "{stats:?}"
+        );
     }
 }
 
@@ -50,7 +73,12 @@ fn edge_cases_match() {
         area: bbox[2] * bbox[3],
         iscrowd,
     };
-    let det = |image_id, category_id, bbox, score| Detection { image_id, category_id, bbox, score };
+    let det = |image_id, category_id, bbox, score| Detection {
+        image_id,
+        category_id,
+        bbox,
+        score,
+    };
     let mut ground_truth = vec![
         gt(1, 1, [10.0, 10.0, 100.0, 80.0], false),
         gt(1, 1, [200.0, 50.0, 20.0, 20.0], false),
@@ -60,9 +88,9 @@ fn edge_cases_match() {
     ];
     let mut detections = vec![
         det(1, 1, [12.0, 11.0, 98.0, 79.0], 0.9),
-        det(1, 1, [12.0, 11.0, 98.0, 79.0], 0.9),  // duplicate, same score
+        det(1, 1, [12.0, 11.0, 98.0, 79.0], 0.9), // duplicate, same score
         det(1, 1, [201.0, 52.0, 18.0, 19.0], 0.9), // tie across detections
-        det(1, 1, [50.0, 50.0, 30.0, 30.0], 0.7),  // inside the crowd region
+        det(1, 1, [50.0, 50.0, 30.0, 30.0], 0.7), // inside the crowd region
         det(1, 1, [300.0, 200.0, 50.0, 50.0], 0.2),
         det(3, 1, [0.0, 0.0, 10.0, 10.0], 0.95), // image 3 has no ground truth
         det(4, 2, [6.0, 4.0, 118.0, 121.0], 0.6),
@@ -75,7 +103,12 @@ fn edge_cases_match() {
     for n in 0..150 {
         let k = (n % 3) as f64;
         let shift = (n / 3) as f64 * 0.7;
-        detections.push(det(5, 1, [k * 150.0 + shift, 20.0 + shift, 100.0, 100.0], 1.0 - n as f64 / 300.0));
+        detections.push(det(
+            5,
+            1,
+            [k * 150.0 + shift, 20.0 + shift, 100.0, 100.0],
+            1.0 - n as f64 / 300.0,
+        ));
     }
     assert_matches_pycocotools(&[1, 2, 3, 4, 5], &[1, 2, 3], &ground_truth, &detections);
 }

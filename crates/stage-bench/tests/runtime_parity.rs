@@ -14,7 +14,9 @@ use stage_bench::runtime::LiteRtRunner;
 use stage_bench::synthetic::Rng;
 
 fn testdata(name: &str) -> PathBuf {
-    workspace_root().join("crates/stage-bench/testdata").join(name)
+    workspace_root()
+        .join("crates/stage-bench/testdata")
+        .join(name)
 }
 
 /// Smooth pseudo-images (gradients plus noise), resized like real ones.
@@ -22,7 +24,9 @@ fn inputs(count: usize, size: usize) -> Vec<InputData> {
     let mut rng = Rng::new(3);
     (0..count)
         .map(|_| {
-            let src: Vec<u8> = (0..64 * 48 * 3).map(|i| ((i / 3) % 64 * 3 + rng.below(40) as usize) as u8).collect();
+            let src: Vec<u8> = (0..64 * 48 * 3)
+                .map(|i| ((i / 3) % 64 * 3 + rng.below(40) as usize) as u8)
+                .collect();
             InputData::U8(resize_bilinear(&src, 64, 48, size, size))
         })
         .collect()
@@ -32,7 +36,17 @@ fn inputs(count: usize, size: usize) -> Vec<InputData> {
 fn reads_the_classifier_io_from_the_flatbuffer() {
     let io = ModelIo::read(&testdata("mobilenet_v1_0.25_128_quant.tflite")).unwrap();
     assert_eq!(io.input.shape, vec![1, 128, 128, 3]);
-    assert!(matches!(io.input.kind, InputKind::UInt8 { zero_point: 128, .. }), "{:?}", io.input.kind);
+    assert!(
+        matches!(
+            io.input.kind,
+            InputKind::UInt8 {
+                zero_point: 128,
+                ..
+            }
+        ),
+        "{:?}",
+        io.input.kind
+    );
     assert_eq!(io.outputs.len(), 1);
     assert_eq!(io.outputs[0].shape, vec![1, 1001]);
     assert!(io.postprocess.is_none());
@@ -71,9 +85,16 @@ fn outputs_match_the_python_interpreter() {
     let theirs = result["outputs"].as_array().unwrap();
     assert_eq!(theirs.len(), 3);
     for (image, (mine, python_outputs)) in ours.iter().zip(theirs).enumerate() {
-        let values: Vec<f64> =
-            python_outputs[0]["values"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap()).collect();
+        let values: Vec<f64> = python_outputs[0]["values"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_f64().unwrap())
+            .collect();
         assert_eq!(python_outputs[0]["dtype"], "uint8");
-        assert_eq!(&values, mine, "image {image}: outputs differ from ai_edge_litert");
+        assert_eq!(
+            &values, mine,
+            "image {image}: outputs differ from ai_edge_litert"
+        );
     }
 }
