@@ -381,3 +381,21 @@ fn bad_pipelines_are_rejected_before_anything_runs() {
         assert!(sb.cache_entries().is_empty(), "{yaml}");
     }
 }
+
+#[test]
+fn identical_stages_share_one_cache_entry() {
+    let sb = Sandbox::new();
+    sb.write(
+        "p.yaml",
+        "name: twins\nstages:\n  a: { kind: testkit, params: { mode: sleep, seconds: 0.5, text: same } }\n  b: { kind: testkit, params: { mode: sleep, seconds: 0.5, text: same } }\n",
+    );
+    let run = sb.run(&["pipeline", "p.yaml", "--jobs", "2"]);
+    assert!(run.success(), "{run}");
+    let statuses = run.statuses();
+    let mut seen: Vec<&str> = statuses.values().map(String::as_str).collect();
+    seen.sort();
+    assert_eq!(seen, ["cached", "ran"], "{run}");
+    assert_eq!(sb.cache_entries().len(), 1);
+    let lock = sb.lock("p.yaml");
+    assert_eq!(lock["stages"]["a"]["key"], lock["stages"]["b"]["key"]);
+}

@@ -182,6 +182,11 @@ impl Cache {
         std::fs::create_dir_all(self.workspace.cache_dir())
             .map_err(io("creating the cache directory"))?;
         if dir.exists() {
+            // A valid entry is never replaced (others may be reading it).
+            if let Ok(existing) = verify(&dir, key, db) {
+                let _ = std::fs::remove_dir_all(staging);
+                return Ok(existing);
+            }
             self.remove(key, db)?;
         }
         std::fs::rename(staging, &dir)

@@ -174,15 +174,10 @@ impl Catalog {
             else {
                 continue;
             };
-            let binary = package
-                .targets
-                .iter()
-                .find(|t| t.is_kind(cargo_metadata::TargetKind::Bin))
-                .map(|t| t.name.clone())
-                .ok_or_else(|| CatalogError::NoBinary {
-                    package: package.name.to_string(),
-                    kind: kind.to_owned(),
-                })?;
+            let binary = stage_binary(package).ok_or_else(|| CatalogError::NoBinary {
+                package: package.name.to_string(),
+                kind: kind.to_owned(),
+            })?;
             if let Some(existing) = stages.get(kind) {
                 return Err(CatalogError::DuplicateKind {
                     kind: kind.to_owned(),
@@ -472,6 +467,30 @@ impl Catalog {
             }),
         }
     }
+}
+
+/// The stage's binary among a package's binaries: the one named by
+/// `[package.metadata.edgepipe] bin`, else the one named like the package,
+/// else `src/main.rs`, else the only one.
+fn stage_binary(package: &cargo_metadata::Package) -> Option<String> {
+    let bins: Vec<&cargo_metadata::Target> = package
+        .targets
+        .iter()
+        .filter(|t| t.is_kind(cargo_metadata::TargetKind::Bin))
+        .collect();
+    let named = package
+        .metadata
+        .pointer("/edgepipe/bin")
+        .and_then(|v| v.as_str());
+    let pick = |f: &dyn Fn(&&cargo_metadata::Target) -> bool| {
+        bins.iter().find(|t| f(t)).map(|t| t.name.clone())
+    };
+    if let Some(named) = named {
+        return pick(&|t| t.name == named);
+    }
+    pick(&|t| t.name == package.name.as_str())
+        .or_else(|| pick(&|t| t.src_path.ends_with("src/main.rs")))
+        .or_else(|| (bins.len() == 1).then(|| bins[0].name.clone()))
 }
 
 /// (path, mtime, size) of each path, plus `CARGO_TARGET_DIR` (which moves

@@ -209,26 +209,48 @@ pub fn tree_files(root: &Path, db: &StateDb) -> Result<Vec<TreeFile>, DigestErro
     let mut found: Vec<(String, PathBuf, Metadata)> = Vec::new();
     walk(root, String::new(), &mut found)?;
     found.sort_by(|a, b| a.0.cmp(&b.0));
-    found
-        .into_par_iter()
-        .map(|(relative, path, metadata)| {
-            if metadata.file_type().is_symlink() {
-                let target = std::fs::read_link(&path).map_err(io_error(&path))?;
-                Ok(TreeFile {
-                    path: relative,
-                    size: 0,
-                    digest: format!("link:{}", target.display()),
-                })
-            } else {
-                let digest = db.file_digest(&path, &metadata)?;
-                Ok(TreeFile {
-                    path: relative,
-                    size: metadata.len(),
-                    digest,
-                })
-            }
-        })
-        .collect()
+    let hash_all = || {
+        found
+            .into_par_iter()
+            .map(|(relative, path, metadata)| {
+                if metadata.file_type().is_symlink() {
+                    let target = std::fs::read_link(&path).map_err(io_error(&path))?;
+                    Ok(TreeFile {
+                        path: relative,
+                        size: 0,
+                        digest: format!("link:{}", target.display()),
+                    })
+                } else {
+                    let digest = db.file_digest(&path, &metadata)?;
+                    Ok(TreeFile {
+                        path: relative,
+                        size: metadata.len(),
+                        digest,
+                    })
+                }
+            })
+            .collect()
+    };
+    match io_pool() {
+        Some(pool) => pool.install(hash_all),
+        None => hash_all(),
+    }
+}
+
+/// Threads that read files: more than the cores, so reads from a cold disk
+/// overlap (hashing itself is far faster than most disks).
+fn io_pool() -> Option<&'static rayon::ThreadPool> {
+    static POOL: std::sync::OnceLock<Option<rayon::ThreadPool>> = std::sync::OnceLock::new();
+    POOL.get_or_init(|| {
+        let cores = std::thread::available_parallelism()
+            .map(usize::from)
+            .unwrap_or(2);
+        rayon::ThreadPoolBuilder::new()
+            .num_threads((cores * 4).clamp(4, 32))
+            .build()
+            .ok()
+    })
+    .as_ref()
 }
 
 fn walk(

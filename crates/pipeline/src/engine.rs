@@ -631,6 +631,9 @@ impl Session {
         let mut done: HashMap<usize, Finished> = HashMap::new();
         let mut started: BTreeSet<usize> = BTreeSet::new();
         let mut running = 0usize;
+        // Keys being computed now: a second stage with the same key (same kind,
+        // params and inputs) waits and then finds the first one's entry.
+        let mut running_keys: BTreeSet<String> = BTreeSet::new();
         let mut stop = false;
         let (sender, receiver) =
             mpsc::channel::<(usize, KeyedStage, Instant, Result<CacheEntry, StageFailure>)>();
@@ -724,7 +727,7 @@ impl Session {
                             Lookup::Missing => {}
                         }
                     }
-                    if running >= jobs {
+                    if running >= jobs || running_keys.contains(&keyed.key) {
                         continue;
                     }
                     let Some(binary) = binaries.get(&stage.kind).cloned() else {
@@ -736,6 +739,7 @@ impl Session {
                     let spec = self.run_spec(stage, &keyed, binary, python)?;
                     started.insert(index);
                     running += 1;
+                    running_keys.insert(keyed.key.clone());
                     progressed = true;
                     observer.stage_started(&stage.name, &stage.kind);
                     let sender = sender.clone();
@@ -782,6 +786,7 @@ impl Session {
                     break;
                 };
                 running -= 1;
+                running_keys.remove(&keyed.key);
                 let stage = &stages[index];
                 let log = self.log_path(&stage.name);
                 let outcome = match result {
