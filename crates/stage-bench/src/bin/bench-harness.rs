@@ -8,7 +8,7 @@ use std::path::PathBuf;
 
 use anyhow::{Context, bail};
 use serde_json::{Value, json};
-use stage_bench::latency::LoopLimits;
+use stage_bench::latency::{LatencyStats, LoopLimits};
 use stage_bench::model_io::ModelIo;
 use stage_bench::preprocess::{self, InputData, Normalization};
 use stage_bench::reference::{find_python, run_script, workspace_root};
@@ -121,6 +121,7 @@ fn main() -> anyhow::Result<()> {
         max_secs: 600.0,
     };
     let (mut ours, mut theirs) = (Vec::new(), Vec::new());
+    let (mut ours_p50, mut theirs_p50) = (Vec::new(), Vec::new());
     for round in 1..=args.rounds {
         let mut runner = LiteRtRunner::load(&args.model, &io)?;
         let stats = stage_bench::measure_latency(&mut runner, &data, &limits)?;
@@ -128,21 +129,32 @@ fn main() -> anyhow::Result<()> {
         let request = json!({"model": args.model, "threads": args.threads, "inputs": inputs_path,
                              "warmup_runs": args.warmup, "num_runs": args.runs, "dump_outputs": 0});
         let result = run_script(&python, "litert_loop.py", &request, work.path())?;
-        let python_mean = result
-            .get("mean_ms")
-            .and_then(Value::as_f64)
-            .context("python loop gave no mean")?;
+        let python_samples: Vec<f64> = result
+            .get("samples_ms")
+            .and_then(Value::as_array)
+            .context("python loop gave no samples")?
+            .iter()
+            .filter_map(Value::as_f64)
+            .collect();
+        let python = LatencyStats::from_samples(0.0, &[], python_samples);
         println!(
-            "round {round}: edgepipe mean {:.4} ms (p50 {:.4}, min {:.4})  python mean {python_mean:.4} ms",
-            stats.mean_ms, stats.p50_ms, stats.min_ms
+            "round {round}: edgepipe mean {:.4} ms (p50 {:.4}, min {:.4})  python mean {:.4} ms (p50 {:.4}, min {:.4})",
+            stats.mean_ms, stats.p50_ms, stats.min_ms, python.mean_ms, python.p50_ms, python.min_ms
         );
         ours.push(stats.mean_ms);
-        theirs.push(python_mean);
+        theirs.push(python.mean_ms);
+        ours_p50.push(stats.p50_ms);
+        theirs_p50.push(python.p50_ms);
     }
     let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len().max(1) as f64;
+    let p50_ratio = mean(&ours_p50) / mean(&theirs_p50);
     let (ours, theirs) = (mean(&ours), mean(&theirs));
     println!("edgepipe (LiteRT CompiledModel, Rust): {ours:.4} ms");
     println!("python (ai_edge_litert Interpreter):   {theirs:.4} ms");
+    println!(
+        "p50 ratio: {:.2} (less sensitive to other load on the machine)",
+        p50_ratio
+    );
     println!("ratio: {:.2}", ours / theirs);
     Ok(())
 }
