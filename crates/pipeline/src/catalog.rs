@@ -378,9 +378,14 @@ impl Catalog {
         )))
     }
 
-    /// `cargo build --release` of the stage binaries of `kinds` in one cargo
+    /// `cargo build` of the stage binaries of `kinds` in one cargo
     /// invocation; returns each kind's executable. Cargo's own progress and
     /// diagnostics go to this process's stderr.
+    ///
+    /// Stages build with the `dev` profile by default, whose dependencies and
+    /// hot crates are optimised in the root manifest: that shares every
+    /// compiled dependency with `cargo test` instead of compiling the tree a
+    /// second time. `EDGEPIPE_STAGE_PROFILE=release` picks another profile.
     pub fn build(&self, kinds: &[&str]) -> Result<BTreeMap<String, PathBuf>, CatalogError> {
         let selected: Vec<&StageCrate> = kinds.iter().filter_map(|k| self.stages.get(*k)).collect();
         if selected.is_empty() {
@@ -394,9 +399,12 @@ impl Catalog {
             self.provision_tool(tool)?;
         }
         let mut command = Command::new(cargo());
+        let profile =
+            std::env::var("EDGEPIPE_STAGE_PROFILE").unwrap_or_else(|_| "dev".to_owned());
         command.args([
             "build",
-            "--release",
+            "--profile",
+            profile.as_str(),
             "--message-format=json-render-diagnostics",
         ]);
         for stage in &selected {
