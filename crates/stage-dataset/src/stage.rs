@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use schemars::JsonSchema;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use stage_api::{InputSpec, OutputSpec, Stage, StageContext, StageError, StageResult};
 
@@ -63,7 +63,7 @@ pub struct DatasetParams {
 }
 
 /// Train/val split.
-#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SplitParams {
     /// `random` (shuffled with `seed`) or `temporal` (frames in file-name order, numbers compared
@@ -79,7 +79,7 @@ pub struct SplitParams {
 }
 
 /// Shards per split.
-#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ShardParams {
     /// Shards of the train split.
