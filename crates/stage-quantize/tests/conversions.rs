@@ -28,8 +28,12 @@ fn workspace_root() -> PathBuf {
 }
 
 /// The managed interpreter, or None (and a note) where none is provisioned.
+/// Looked up once, so every test of a run sees the same answer.
 fn python() -> Option<PathBuf> {
-    let found = provision::python_env::locate(&workspace_root()).map(|env| env.python);
+    static PYTHON: OnceLock<Option<PathBuf>> = OnceLock::new();
+    let found = PYTHON
+        .get_or_init(|| provision::python_env::locate(&workspace_root()).map(|env| env.python))
+        .clone();
     if found.is_none() {
         eprintln!(
             "skipped: no managed Python environment (run `cargo xtask setup` or set EDGEPIPE_PYTHON)"
