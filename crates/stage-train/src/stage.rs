@@ -205,6 +205,13 @@ impl Stage for TrainStage {
                 }
             }
         }
+        if plan == Plan::KerasQat && params.eval_examples > 0 {
+            result.warnings.push(
+                "`eval_examples` is not supported by the Keras SSDLite QAT trainer; no evaluation ran \
+                 (the bench stage measures the converted model's mAP)"
+                    .to_owned(),
+            );
+        }
         if plan == Plan::KerasQat {
             result.warnings.push(
                 "the TF2 OD API ignores graph_rewriter: quantization-aware training ran on the Keras SSDLite \
