@@ -9,7 +9,9 @@ use std::sync::Arc;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    let Ok(text) = std::str::from_utf8(data) else { return };
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
     let file: Arc<Path> = Path::new("annotations.json").into();
     if let Err(error) = stage_dataset::import::coco::parse(text, &file).map(|images| images.len()) {
         assert!(error.to_string().starts_with("annotations.json"), "{error}");

@@ -9,9 +9,13 @@ use std::sync::Arc;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    let Ok(text) = std::str::from_utf8(data) else { return };
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
     let file: Arc<Path> = Path::new("annotation.xml").into();
-    if let Err(error) = stage_dataset::import::voc::parse(text, &file).map(|image| image.boxes.len()) {
+    if let Err(error) =
+        stage_dataset::import::voc::parse(text, &file).map(|image| image.boxes.len())
+    {
         assert!(error.to_string().starts_with("annotation.xml"), "{error}");
     }
 });

@@ -15,12 +15,34 @@ use crate::import::read_text;
 
 pub fn import(path: &Path) -> Result<Vec<SourceImage>, ImportError> {
     let files = xml_files(path)?;
+    let threads = std::thread::available_parallelism().map_or(1, usize::from);
+    let chunk = files.len().div_ceil(threads).max(1);
+    // Thousands of small files: read and parse them on every core, keeping
+    // file order (and so reporting the first bad file in name order).
+    let parsed: Vec<Result<Vec<SourceImage>, ImportError>> = std::thread::scope(|scope| {
+        let workers: Vec<_> = files
+            .chunks(chunk)
+            .map(|files| scope.spawn(move || files.iter().map(|file| import_file(file)).collect()))
+            .collect();
+        workers
+            .into_iter()
+            .map(|worker| {
+                worker.join().unwrap_or_else(|_| {
+                    Err(ImportError::in_file(path, "an XML parser thread panicked"))
+                })
+            })
+            .collect()
+    });
     let mut images = Vec::with_capacity(files.len());
-    for file in files {
-        let text = read_text(&file)?;
-        images.push(parse(&text, &file.into())?);
+    for part in parsed {
+        images.extend(part?);
     }
     Ok(images)
+}
+
+fn import_file(file: &Path) -> Result<SourceImage, ImportError> {
+    let text = read_text(file)?;
+    parse(&text, &file.into())
 }
 
 /// The `.xml` files of a directory in name order, or the file itself.
