@@ -2,11 +2,28 @@
 //! detector is, measured the way the report needs it.
 //!
 //! * [`runtime`] runs models on the CPU through LiteRT (`libLiteRt.so`,
-//!   provisioned by `cargo xtask setup`), with buffers sized by [`model_io`];
+//!   provisioned by `cargo xtask setup`; `build.rs` refuses to build without
+//!   it and embeds an rpath to it), with buffers sized by [`model_io`] and
+//!   ordered as the runtime's signature lists them ([`signature`]);
 //! * [`latency`] times inference like TFLite's `benchmark_model`;
 //! * [`coco_eval`] is a pycocotools-exact COCO box evaluation;
 //! * [`quant_error`] compares a quantized model with its float parent;
-//! * [`results`] defines `bench.json`, the report stage's input.
+//! * [`results`] defines `bench.json`, the report stage's input — its field
+//!   table is the stable interface; `detections.json` is a COCO results list
+//!   (`image_id`, `category_id`, `bbox` `[x, y, w, h]` in pixels, `score`)
+//!   whose image ids are 1-based positions in the val split.
+//!
+//! Threads: the LiteRT C API that `litert-sys` 0.2.1 binds has no CPU
+//! thread setting, and the CPU backend runs single-threaded (measured: no
+//! extra threads, CPU time ≤ wall time). `threads` other than 1 is recorded
+//! with a warning and `bench.json` says `threads: 1`; Python's reference
+//! loop uses `num_threads` = the same value.
+//!
+//! Edge TPU: a model containing `edgetpu-custom-op` is timed only where
+//! `libedgetpu.so.1` loads and a device is attached (through
+//! `ai_edge_litert` with the Edge TPU delegate, since the LiteRT C API has
+//! no Edge TPU path); otherwise `status` is `no device` and no latency is
+//! recorded.
 //!
 //! Binaries: `stage-bench` (the stage), `bench-harness` (our loop against a
 //! plain Python `ai_edge_litert` loop) and `bench-map` (our COCO evaluation
