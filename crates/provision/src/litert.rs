@@ -236,6 +236,7 @@ pub(crate) fn sha256_of(path: &Path) -> Result<Option<String>, ProvisionError> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
