@@ -210,7 +210,7 @@ fn concurrent_runs_on_one_cache_wait_or_fail_clearly() {
     let sb = Sandbox::new();
     sb.write(
         "p.yaml",
-        "name: busy\nstages:\n  slow: { kind: testkit, params: { mode: sleep, seconds: 3 } }\n",
+        "name: busy\nstages:\n  slow: { kind: testkit, params: { mode: sleep, seconds: 6 } }\n",
     );
     // Describe the stage first so both runs reach the cache lock quickly.
     assert!(sb.run(&["plan", "p.yaml"]).success());
