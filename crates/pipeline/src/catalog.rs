@@ -399,8 +399,7 @@ impl Catalog {
             self.provision_tool(tool)?;
         }
         let mut command = Command::new(cargo());
-        let profile =
-            std::env::var("EDGEPIPE_STAGE_PROFILE").unwrap_or_else(|_| "dev".to_owned());
+        let profile = std::env::var("EDGEPIPE_STAGE_PROFILE").unwrap_or_else(|_| "dev".to_owned());
         command.args([
             "build",
             "--profile",

@@ -40,12 +40,20 @@ impl StageContext {
 
     /// The path of an optional input, if given.
     pub fn optional_input(&self, name: &str) -> Result<Option<&Path>, StageError> {
-        if self.request.inputs.contains_key(name) { self.input(name).map(Some) } else { Ok(None) }
+        if self.request.inputs.contains_key(name) {
+            self.input(name).map(Some)
+        } else {
+            Ok(None)
+        }
     }
 
     /// All paths of a list input (empty when absent).
     pub fn inputs(&self, name: &str) -> Vec<&Path> {
-        self.request.inputs.get(name).map(InputArtifact::paths).unwrap_or_default()
+        self.request
+            .inputs
+            .get(name)
+            .map(InputArtifact::paths)
+            .unwrap_or_default()
     }
 
     pub fn output_dir(&self) -> &Path {
@@ -71,7 +79,10 @@ impl StageContext {
     }
 
     pub fn tool_timeout(&self) -> Option<Duration> {
-        self.request.executor.tool_timeout_secs.map(Duration::from_secs)
+        self.request
+            .executor
+            .tool_timeout_secs
+            .map(Duration::from_secs)
     }
 
     pub fn progress(&self, done: u64, total: Option<u64>, message: impl Into<String>) {

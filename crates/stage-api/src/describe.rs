@@ -59,19 +59,33 @@ pub struct OutputSpec {
 
 impl InputSpec {
     pub fn one(name: &str, doc: &str) -> Self {
-        Self { name: name.to_owned(), many: false, required: true, doc: doc.to_owned() }
+        Self {
+            name: name.to_owned(),
+            many: false,
+            required: true,
+            doc: doc.to_owned(),
+        }
     }
     pub fn optional(name: &str, doc: &str) -> Self {
-        Self { required: false, ..Self::one(name, doc) }
+        Self {
+            required: false,
+            ..Self::one(name, doc)
+        }
     }
     pub fn many(name: &str, doc: &str) -> Self {
-        Self { many: true, ..Self::one(name, doc) }
+        Self {
+            many: true,
+            ..Self::one(name, doc)
+        }
     }
 }
 
 impl OutputSpec {
     pub fn new(name: &str, doc: &str) -> Self {
-        Self { name: name.to_owned(), doc: doc.to_owned() }
+        Self {
+            name: name.to_owned(),
+            doc: doc.to_owned(),
+        }
     }
 }
 
@@ -120,14 +134,20 @@ fn type_name(root: &Value, prop: &Value) -> String {
     let mut names: Vec<String> = Vec::new();
     collect_types(root, prop, &mut names);
     names.dedup();
-    if names.is_empty() { "any".to_owned() } else { names.join("|") }
+    if names.is_empty() {
+        "any".to_owned()
+    } else {
+        names.join("|")
+    }
 }
 
 fn collect_types(root: &Value, prop: &Value, out: &mut Vec<String>) {
     let prop = resolve(root, prop);
     match prop.get("type") {
         Some(Value::String(t)) => out.push(t.clone()),
-        Some(Value::Array(ts)) => out.extend(ts.iter().filter_map(Value::as_str).map(str::to_owned)),
+        Some(Value::Array(ts)) => {
+            out.extend(ts.iter().filter_map(Value::as_str).map(str::to_owned))
+        }
         _ => {}
     }
     if prop.get("enum").is_some() && prop.get("type").is_none() {

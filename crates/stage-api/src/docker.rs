@@ -26,8 +26,10 @@ pub fn dockerfile_image(
 ) -> Result<DockerImage, ToolError> {
     let context = workspace_root.join("dockerfiles");
     let dockerfile = context.join(format!("{name}.Dockerfile"));
-    let bytes = std::fs::read(&dockerfile)
-        .map_err(|source| ToolError::Io { program: dockerfile.display().to_string(), source })?;
+    let bytes = std::fs::read(&dockerfile).map_err(|source| ToolError::Io {
+        program: dockerfile.display().to_string(),
+        source,
+    })?;
     let hash = blake3::hash(&bytes).to_hex();
     Ok(DockerImage {
         name: name.to_owned(),
@@ -63,7 +65,9 @@ impl DockerImage {
     /// Builds the image unless the engine already has its tag.
     pub fn ensure_built(&self, settings: &DockerSettings) -> Result<(), ToolError> {
         ensure_engine(settings)?;
-        let inspect = docker(settings).args(["image", "inspect", "--format", "{{.Id}}"]).arg(&self.tag);
+        let inspect = docker(settings)
+            .args(["image", "inspect", "--format", "{{.Id}}"])
+            .arg(&self.tag);
         if inspect.quiet().run().is_ok() {
             return Ok(());
         }
@@ -73,7 +77,9 @@ impl DockerImage {
 
 /// Fails with a clear message when no Docker engine answers.
 pub fn ensure_engine(settings: &DockerSettings) -> Result<(), ToolError> {
-    let probe = docker(settings).args(["version", "--format", "{{.Server.Version}}"]).quiet();
+    let probe = docker(settings)
+        .args(["version", "--format", "{{.Server.Version}}"])
+        .quiet();
     match probe.run() {
         Ok(_) => Ok(()),
         Err(ToolError::NotFound { .. }) => Err(ToolError::DockerUnavailable {
@@ -82,7 +88,9 @@ pub fn ensure_engine(settings: &DockerSettings) -> Result<(), ToolError> {
         Err(ToolError::Failed { tail, .. }) => Err(ToolError::DockerUnavailable {
             detail: tail.lines().last().unwrap_or("no output").to_owned(),
         }),
-        Err(other) => Err(ToolError::DockerUnavailable { detail: other.to_string() }),
+        Err(other) => Err(ToolError::DockerUnavailable {
+            detail: other.to_string(),
+        }),
     }
 }
 
@@ -141,7 +149,11 @@ mod tests {
     }
 
     fn strings(command: &ToolCommand) -> Vec<String> {
-        command.argv().iter().map(|a| a.to_string_lossy().into_owned()).collect()
+        command
+            .argv()
+            .iter()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect()
     }
 
     #[test]
@@ -163,23 +175,48 @@ mod tests {
         assert_eq!(
             strings(&run.command(["python", "/ws/s.py", "req.json"])),
             [
-                "docker", "--context", "gpu-host", "run", "--rm", "--init", "-v",
-                "/ws/.edgepipe:/ws/.edgepipe", "-v", "/ws/.edgepipe/tmp/x:/ws/.edgepipe/tmp/x",
-                "-w", "/ws/.edgepipe/tmp/x", "--user", "1000:1000", "--gpus", "all", "-e",
-                "PYTHONUNBUFFERED=1", "edgepipe/odapi-tf1:0123456789abcdef", "python",
-                "/ws/s.py", "req.json",
+                "docker",
+                "--context",
+                "gpu-host",
+                "run",
+                "--rm",
+                "--init",
+                "-v",
+                "/ws/.edgepipe:/ws/.edgepipe",
+                "-v",
+                "/ws/.edgepipe/tmp/x:/ws/.edgepipe/tmp/x",
+                "-w",
+                "/ws/.edgepipe/tmp/x",
+                "--user",
+                "1000:1000",
+                "--gpus",
+                "all",
+                "-e",
+                "PYTHONUNBUFFERED=1",
+                "edgepipe/odapi-tf1:0123456789abcdef",
+                "python",
+                "/ws/s.py",
+                "req.json",
             ]
         );
     }
 
     #[test]
     fn build_argv_uses_the_dockerfile_and_content_tag() {
-        let settings = DockerSettings { image_prefix: "edgepipe".into(), ..Default::default() };
+        let settings = DockerSettings {
+            image_prefix: "edgepipe".into(),
+            ..Default::default()
+        };
         assert_eq!(
             strings(&image().build_command(&settings)),
             [
-                "docker", "build", "-f", "/ws/dockerfiles/odapi-tf1.Dockerfile", "-t",
-                "edgepipe/odapi-tf1:0123456789abcdef", "/ws/dockerfiles",
+                "docker",
+                "build",
+                "-f",
+                "/ws/dockerfiles/odapi-tf1.Dockerfile",
+                "-t",
+                "edgepipe/odapi-tf1:0123456789abcdef",
+                "/ws/dockerfiles",
             ]
         );
     }
@@ -189,7 +226,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         std::fs::create_dir(dir.path().join("dockerfiles")).unwrap();
         let file = dir.path().join("dockerfiles/toco.Dockerfile");
-        let settings = DockerSettings { image_prefix: "edgepipe".into(), ..Default::default() };
+        let settings = DockerSettings {
+            image_prefix: "edgepipe".into(),
+            ..Default::default()
+        };
         std::fs::write(&file, "FROM a\n").unwrap();
         let first = dockerfile_image(dir.path(), "toco", &settings).unwrap();
         std::fs::write(&file, "FROM b\n").unwrap();

@@ -8,11 +8,24 @@ pub enum ToolError {
     #[error("`{program}` was not found on PATH{hint}")]
     NotFound { program: String, hint: String },
     #[error("could not start `{program}`: {source}")]
-    Spawn { program: String, source: std::io::Error },
+    Spawn {
+        program: String,
+        source: std::io::Error,
+    },
     #[error("`{command}` exited with {status}\n--- last lines of its output ---\n{tail}")]
-    Failed { command: String, status: String, tail: String },
-    #[error("`{command}` ran longer than {secs} s and was stopped\n--- last lines of its output ---\n{tail}")]
-    TimedOut { command: String, secs: u64, tail: String },
+    Failed {
+        command: String,
+        status: String,
+        tail: String,
+    },
+    #[error(
+        "`{command}` ran longer than {secs} s and was stopped\n--- last lines of its output ---\n{tail}"
+    )]
+    TimedOut {
+        command: String,
+        secs: u64,
+        tail: String,
+    },
     #[error(
         "no Docker engine answered (`docker version` failed: {detail}). \
          Start the engine, point DOCKER_HOST or a docker context at one, \
@@ -22,9 +35,16 @@ pub enum ToolError {
     #[error("the local executor has no managed Python environment; run `cargo xtask setup`")]
     NoPython,
     #[error("{script}: wrote no valid result JSON at {path}: {detail}")]
-    BadScriptResult { script: String, path: PathBuf, detail: String },
+    BadScriptResult {
+        script: String,
+        path: PathBuf,
+        detail: String,
+    },
     #[error("I/O error around `{program}`: {source}")]
-    Io { program: String, source: std::io::Error },
+    Io {
+        program: String,
+        source: std::io::Error,
+    },
 }
 
 /// Why a stage run failed.
@@ -36,7 +56,10 @@ pub enum StageError {
     #[error(transparent)]
     Tool(#[from] ToolError),
     #[error("{context}: {source}")]
-    Io { context: String, source: std::io::Error },
+    Io {
+        context: String,
+        source: std::io::Error,
+    },
     #[error("{0}")]
     Other(String),
 }
@@ -47,6 +70,9 @@ impl StageError {
     }
 
     pub fn io(context: impl Into<String>, source: std::io::Error) -> Self {
-        StageError::Io { context: context.into(), source }
+        StageError::Io {
+            context: context.into(),
+            source,
+        }
     }
 }

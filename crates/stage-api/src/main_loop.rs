@@ -65,7 +65,12 @@ const USAGE: &str = "usage: STAGE describe | STAGE validate PARAMS.json | STAGE 
 /// Exit codes: 0 success, 1 the stage failed, 2 bad invocation or request.
 pub fn stage_main<S: Stage>() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let outcome = match args.iter().map(String::as_str).collect::<Vec<_>>().as_slice() {
+    let outcome = match args
+        .iter()
+        .map(String::as_str)
+        .collect::<Vec<_>>()
+        .as_slice()
+    {
         ["describe"] => print_json(&describe::<S>()),
         ["validate", path] => read_json::<Map<String, Value>>(Path::new(path))
             .and_then(|params| parse_params::<S>(&params).map(|_| ())),
@@ -198,7 +203,10 @@ mod tests {
         assert!(text.required);
         assert_eq!(text.ty, "string");
         let format = d.params.iter().find(|p| p.name == "format").unwrap();
-        assert_eq!(format.choices, vec![Value::from("plain"), Value::from("json")]);
+        assert_eq!(
+            format.choices,
+            vec![Value::from("plain"), Value::from("json")]
+        );
         assert_eq!(format.doc, "Output format.");
     }
 
@@ -208,8 +216,7 @@ mod tests {
             serde_json::from_str(r#"{"text":"a","copies":"x"}"#).unwrap();
         let err = parse_params::<Echo>(&params).unwrap_err().to_string();
         assert!(err.contains("`copies`"), "{err}");
-        let params: Map<String, Value> =
-            serde_json::from_str(r#"{"text":"a","copis":2}"#).unwrap();
+        let params: Map<String, Value> = serde_json::from_str(r#"{"text":"a","copis":2}"#).unwrap();
         let err = parse_params::<Echo>(&params).unwrap_err().to_string();
         assert!(err.contains("copis"), "{err}");
     }

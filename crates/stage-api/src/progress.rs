@@ -19,7 +19,11 @@ pub struct Progress {
 
 impl Progress {
     pub fn new(done: u64, total: Option<u64>, message: impl Into<String>) -> Self {
-        Self { done, total, message: message.into() }
+        Self {
+            done,
+            total,
+            message: message.into(),
+        }
     }
 
     /// Prints the progress line on stderr.

@@ -24,7 +24,10 @@ pub struct PythonScript {
 impl PythonScript {
     /// `relative` is resolved against the workspace root at run time.
     pub fn new(relative: impl Into<PathBuf>) -> Self {
-        Self { path: relative.into(), image: None }
+        Self {
+            path: relative.into(),
+            image: None,
+        }
     }
 
     /// The image the script runs in under the docker executor.
@@ -34,7 +37,10 @@ impl PythonScript {
     }
 
     fn stem(&self) -> String {
-        self.path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default()
+        self.path
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default()
     }
 
     /// Builds the command that runs the script with the request/result paths.
@@ -48,24 +54,48 @@ impl PythonScript {
         let script = request.workspace_root.join(&self.path);
         let mut env: Vec<(String, String)> = vec![
             ("PYTHONUNBUFFERED".into(), "1".into()),
-            ("PROTOCOL_BUFFERS_PYTHON_IMPLEMENTATION".into(), "python".into()),
+            (
+                "PROTOCOL_BUFFERS_PYTHON_IMPLEMENTATION".into(),
+                "python".into(),
+            ),
             ("TF_CPP_MIN_LOG_LEVEL".into(), "1".into()),
         ];
         if let Some(threads) = request.executor.threads {
             env.push(("EDGEPIPE_THREADS".into(), threads.to_string()));
         }
-        env.extend(request.executor.env.iter().map(|(k, v)| (k.clone(), v.clone())));
-        let argv = [script.into_os_string(), request_path.into(), result_path.into()];
+        env.extend(
+            request
+                .executor
+                .env
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone())),
+        );
+        let argv = [
+            script.into_os_string(),
+            request_path.into(),
+            result_path.into(),
+        ];
         let command = match request.executor.kind {
             ExecutorKind::Local => {
-                let python = request.executor.python.as_ref().ok_or(ToolError::NoPython)?;
+                let python = request
+                    .executor
+                    .python
+                    .as_ref()
+                    .ok_or(ToolError::NoPython)?;
                 // Tools the environment installs (toco_from_protos) must be on PATH.
-                let mut path = python.parent().map(Path::to_path_buf).unwrap_or_default().into_os_string();
+                let mut path = python
+                    .parent()
+                    .map(Path::to_path_buf)
+                    .unwrap_or_default()
+                    .into_os_string();
                 if let Some(system) = std::env::var_os("PATH") {
                     path.push(":");
                     path.push(system);
                 }
-                ToolCommand::new(python).args(argv).envs(env).env("PATH", path)
+                ToolCommand::new(python)
+                    .args(argv)
+                    .envs(env)
+                    .env("PATH", path)
             }
             ExecutorKind::Docker => {
                 let settings = request.executor.docker.clone().unwrap_or_default();
@@ -83,15 +113,26 @@ impl PythonScript {
                 settings.mounts.push(request.scratch_dir.clone());
                 for input in request.inputs.values() {
                     for path in input.paths() {
-                        let dir = if path.is_dir() { path } else { path.parent().unwrap_or(path) };
+                        let dir = if path.is_dir() {
+                            path
+                        } else {
+                            path.parent().unwrap_or(path)
+                        };
                         settings.mounts.push(dir.to_path_buf());
                     }
                 }
-                let run = DockerRun { settings: &settings, image: &image, workdir: &request.scratch_dir, env };
+                let run = DockerRun {
+                    settings: &settings,
+                    image: &image,
+                    workdir: &request.scratch_dir,
+                    env,
+                };
                 run.command(std::iter::once(std::ffi::OsString::from("python")).chain(argv))
             }
         };
-        Ok(command.current_dir(&request.scratch_dir).timeout(ctx.tool_timeout()))
+        Ok(command
+            .current_dir(&request.scratch_dir)
+            .timeout(ctx.tool_timeout()))
     }
 
     /// Runs the script with `input` as its request and returns its result JSON.
@@ -106,11 +147,12 @@ impl PythonScript {
             .map_err(|e| StageError::io(format!("writing {}", request_path.display()), e))?;
         let _ = std::fs::remove_file(&result_path);
         self.command(ctx, &request_path, &result_path)?.run()?;
-        let text = std::fs::read_to_string(&result_path).map_err(|e| ToolError::BadScriptResult {
-            script: self.path.display().to_string(),
-            path: result_path.clone(),
-            detail: e.to_string(),
-        })?;
+        let text =
+            std::fs::read_to_string(&result_path).map_err(|e| ToolError::BadScriptResult {
+                script: self.path.display().to_string(),
+                path: result_path.clone(),
+                detail: e.to_string(),
+            })?;
         serde_json::from_str(&text).map_err(|e| {
             ToolError::BadScriptResult {
                 script: self.path.display().to_string(),

@@ -74,7 +74,8 @@ impl ToolCommand {
         K: Into<OsString>,
         V: Into<OsString>,
     {
-        self.env.extend(vars.into_iter().map(|(k, v)| (k.into(), v.into())));
+        self.env
+            .extend(vars.into_iter().map(|(k, v)| (k.into(), v.into())));
         self
     }
 
@@ -106,7 +107,9 @@ impl ToolCommand {
 
     /// The full argv, program first.
     pub fn argv(&self) -> Vec<OsString> {
-        std::iter::once(self.program.clone()).chain(self.args.iter().cloned()).collect()
+        std::iter::once(self.program.clone())
+            .chain(self.args.iter().cloned())
+            .collect()
     }
 
     /// argv as one line for messages (quoted where needed; never executed).
@@ -164,14 +167,23 @@ impl ToolCommand {
                     },
                 }
             } else {
-                ToolError::Spawn { program: program.clone(), source }
+                ToolError::Spawn {
+                    program: program.clone(),
+                    source,
+                }
             }
         })?;
 
         let tail = Arc::new(Mutex::new(VecDeque::with_capacity(TAIL_LINES)));
         let readers = [
-            child.stdout.take().map(|s| Box::new(s) as Box<dyn Read + Send>),
-            child.stderr.take().map(|s| Box::new(s) as Box<dyn Read + Send>),
+            child
+                .stdout
+                .take()
+                .map(|s| Box::new(s) as Box<dyn Read + Send>),
+            child
+                .stderr
+                .take()
+                .map(|s| Box::new(s) as Box<dyn Read + Send>),
         ]
         .into_iter()
         .map(|stream| {
@@ -209,7 +221,11 @@ impl ToolCommand {
                 tail: tail_of(&stdout, &stderr),
             });
         }
-        Ok(ToolOutput { status, stdout, stderr })
+        Ok(ToolOutput {
+            status,
+            stdout,
+            stderr,
+        })
     }
 }
 
@@ -248,7 +264,11 @@ fn pump(stream: impl Read, echo: bool, tail: &Mutex<VecDeque<String>>) -> String
 
 /// The last lines of a tool's output, stderr preferred (tracebacks live there).
 pub(crate) fn tail_of(stdout: &str, stderr: &str) -> String {
-    let source = if stderr.trim().is_empty() { stdout } else { stderr };
+    let source = if stderr.trim().is_empty() {
+        stdout
+    } else {
+        stderr
+    };
     let lines: Vec<&str> = source.lines().collect();
     lines[lines.len().saturating_sub(TAIL_LINES)..].join("\n")
 }
@@ -271,7 +291,10 @@ mod tests {
     #[test]
     fn failure_quotes_the_tail_of_stderr() {
         let err = ToolCommand::new("sh")
-            .args(["-c", "echo Traceback >&2; echo 'ValueError: bad' >&2; exit 3"])
+            .args([
+                "-c",
+                "echo Traceback >&2; echo 'ValueError: bad' >&2; exit 3",
+            ])
             .quiet()
             .run()
             .unwrap_err();
