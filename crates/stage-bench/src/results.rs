@@ -13,7 +13,7 @@
 //! | `input_shape` | `[1, h, w, 3]` |
 //! | `edgetpu` | from the edgetpu report: `compiled`, `predicted`, `ops_on_tpu`, `ops_on_cpu` (`null` without a report) |
 //! | `runtime` | `litert-cpu` or `edgetpu` |
-//! | `status` | `ok`, or `no device` (Edge TPU model without a usable Edge TPU: no latency, never a CPU number) |
+//! | `status` | `ok`; `no device` (Edge TPU model without a usable Edge TPU: no latency, never a CPU number); `not compiled` (the Edge TPU stage produced no model: empty model fields, no numbers) |
 //! | `status_detail` | why, in words |
 //! | `threads` | CPU threads of the runtime |
 //! | `latency` | [`LatencyStats`]: `init_ms`, `first_ms`, `warmup_runs`, `count`, `mean_ms`, `std_ms`, `min_ms`, `p50_ms`, `p90_ms`, `p99_ms`, `max_ms`, `fps`, `samples_ms` (every timed run) — `null` when not measured |
@@ -40,6 +40,9 @@ pub const RUNTIME_EDGETPU: &str = "edgetpu";
 pub const STATUS_OK: &str = "ok";
 /// `status` of an Edge TPU model on a machine without an Edge TPU.
 pub const STATUS_NO_DEVICE: &str = "no device";
+/// `status` of an Edge TPU variant whose `model` is an empty `compiled`
+/// directory (no compiler ran): model fields are empty, no numbers.
+pub const STATUS_NOT_COMPILED: &str = "not compiled";
 
 /// The whole `bench.json`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -20,7 +20,7 @@ use crate::preprocess::{self, InputData, Normalization};
 use crate::quant_error::{Comparison, QuantizationError};
 use crate::results::{
     Accuracy, BenchResults, EdgeTpuMapping, Preprocessing, RUNTIME_CPU, RUNTIME_EDGETPU,
-    SCHEMA_VERSION, STATUS_NO_DEVICE, STATUS_OK,
+    SCHEMA_VERSION, STATUS_NO_DEVICE, STATUS_NOT_COMPILED, STATUS_OK,
 };
 use crate::runtime::LiteRtRunner;
 use crate::val_split::{LabeledImage, read_val_split};
@@ -219,6 +219,84 @@ pub fn resolve_model(path: &Path) -> Result<PathBuf, StageError> {
     }
 }
 
+/// A directory without any `.tflite`: an Edge TPU stage's `compiled`
+/// output where the compiler did not run.
+fn is_empty_model_dir(path: &Path) -> bool {
+    path.is_dir()
+        && std::fs::read_dir(path).is_ok_and(|entries| {
+            !entries
+                .filter_map(Result::ok)
+                .any(|e| e.path().extension().is_some_and(|x| x == "tflite"))
+        })
+}
+
+/// The row of an Edge TPU variant that was never compiled: no numbers,
+/// status `not compiled`, the mapping from the edgetpu report.
+fn not_compiled(
+    ctx: &StageContext,
+    params: &BenchParams,
+    dir: &Path,
+) -> Result<StageResult, StageError> {
+    let edgetpu_report = ctx
+        .optional_input("edgetpu_report")?
+        .map(read_json)
+        .transpose()?;
+    let scheme = ctx
+        .optional_input("quantize_report")?
+        .map(read_json)
+        .transpose()?
+        .and_then(|r| r.get("mode").and_then(Value::as_str).map(str::to_owned));
+    let detail = format!(
+        "{} holds no compiled model (no Edge TPU compiler ran); the Edge TPU mapping shown is the edgetpu stage's",
+        dir.display()
+    );
+    let results = BenchResults {
+        schema: SCHEMA_VERSION,
+        variant: params
+            .variant
+            .clone()
+            .unwrap_or_else(|| "edgetpu".to_owned()),
+        model_file: String::new(),
+        model_size_bytes: 0,
+        scheme,
+        input_dtype: String::new(),
+        output_dtypes: Vec::new(),
+        input_shape: Vec::new(),
+        edgetpu: edgetpu_report.as_ref().map(edgetpu_mapping),
+        runtime: RUNTIME_EDGETPU.to_owned(),
+        status: STATUS_NOT_COMPILED.to_owned(),
+        status_detail: Some(detail.clone()),
+        threads: 1,
+        latency: None,
+        preprocessing: Preprocessing::default(),
+        accuracy: None,
+        quantization_error: None,
+        peak_rss_bytes: None,
+        warnings: vec![detail.clone()],
+    };
+    write_outputs(ctx, &results, &[])?;
+    let mut result = StageResult::default()
+        .output("results", RESULTS_FILE)
+        .output("detections", DETECTIONS_FILE)
+        .metric("status", STATUS_NOT_COMPILED);
+    result.warnings = vec![detail];
+    result.summary = Some(format!("{} [edgetpu]: not compiled", results.variant));
+    Ok(result)
+}
+
+fn write_outputs(
+    ctx: &StageContext,
+    results: &BenchResults,
+    detections: &[CocoResult],
+) -> Result<(), StageError> {
+    let bench_json = serde_json::to_vec_pretty(results).map_err(other)?;
+    stage_api::write_atomic(&ctx.output_path(RESULTS_FILE), &bench_json)
+        .map_err(|e| StageError::io(format!("writing {RESULTS_FILE}"), e))?;
+    let detections_json = serde_json::to_vec(detections).map_err(other)?;
+    stage_api::write_atomic(&ctx.output_path(DETECTIONS_FILE), &detections_json)
+        .map_err(|e| StageError::io(format!("writing {DETECTIONS_FILE}"), e))
+}
+
 fn read_json(path: &Path) -> Result<Value, StageError> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| StageError::io(format!("reading {}", path.display()), e))?;
@@ -325,7 +403,11 @@ fn preprocess_inputs(
 }
 
 fn run_bench(ctx: &StageContext, params: &BenchParams) -> Result<StageResult, StageError> {
-    let model_path = resolve_model(ctx.input("model")?)?;
+    let model_input = ctx.input("model")?;
+    if is_empty_model_dir(model_input) {
+        return not_compiled(ctx, params, model_input);
+    }
+    let model_path = resolve_model(model_input)?;
     let io = ModelIo::read(&model_path).map_err(input_error)?;
     let quantize_report = ctx
         .optional_input("quantize_report")?
@@ -479,12 +561,7 @@ fn run_bench(ctx: &StageContext, params: &BenchParams) -> Result<StageResult, St
     }
 
     results.warnings = warnings.clone();
-    let bench_json = serde_json::to_vec_pretty(&results).map_err(other)?;
-    stage_api::write_atomic(&ctx.output_path(RESULTS_FILE), &bench_json)
-        .map_err(|e| StageError::io(format!("writing {RESULTS_FILE}"), e))?;
-    let detections_json = serde_json::to_vec(&coco_results).map_err(other)?;
-    stage_api::write_atomic(&ctx.output_path(DETECTIONS_FILE), &detections_json)
-        .map_err(|e| StageError::io(format!("writing {DETECTIONS_FILE}"), e))?;
+    write_outputs(ctx, &results, &coco_results)?;
 
     let mut result = StageResult::default()
         .output("results", RESULTS_FILE)

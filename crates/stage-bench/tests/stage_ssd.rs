@@ -330,3 +330,20 @@ fn edgetpu_model_without_a_device_reports_no_device() {
         (true, Some(1), Some(0))
     );
 }
+
+#[test]
+fn an_empty_compiled_directory_is_a_not_compiled_row() {
+    let Some(fx) = fixture() else { return };
+    let empty = tempfile::tempdir().unwrap();
+    let (bench, dets, _dir) = run_stage(
+        fx,
+        json!({"variant": "full_int8 PTQ (Edge TPU)"}),
+        &[("model", empty.path()), ("records", &fx.records)],
+    );
+    assert_eq!(
+        (bench.runtime.as_str(), bench.status.as_str()),
+        ("edgetpu", "not compiled")
+    );
+    assert_eq!(bench.variant, "full_int8 PTQ (Edge TPU)");
+    assert!(bench.latency.is_none() && bench.accuracy.is_none() && dets.is_empty());
+}
