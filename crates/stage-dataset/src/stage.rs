@@ -393,15 +393,17 @@ fn metrics(outcome: &DatasetOutcome) -> serde_json::Map<String, Value> {
         "boxes_difficult_dropped".into(),
         json!(outcome.plan.boxes_difficult_dropped),
     );
+    m.insert("box_size".into(), box_size(tally));
+    m.insert("boxes_per_image".into(), boxes_per_image(tally));
     for kind in ALL_PROBLEMS {
         m.insert(problem_metric(kind).into(), json!(tally.count(kind)));
     }
     m
 }
 
-fn summary_json(params: &DatasetParams, outcome: &DatasetOutcome) -> Value {
-    let report = &outcome.report;
-    let tally = &report.tally;
+/// Box side (`sqrt(width * height)`, pixels) quantiles and COCO's
+/// small/medium/large counts (sides below 32, 32 to 96, above 96).
+fn box_size(tally: &crate::validate::Tally) -> Value {
     let mut sides = tally.box_sides.clone();
     let [min, p10, p50, p90, max] = quantiles(&mut sides);
     let by_size = |lo: f64, hi: f64| {
@@ -411,12 +413,31 @@ fn summary_json(params: &DatasetParams, outcome: &DatasetOutcome) -> Value {
             .filter(|s| **s >= lo && **s < hi)
             .count()
     };
-    let per_image: Vec<f64> = tally.boxes_per_image.iter().map(|&n| n as f64).collect();
-    let mean_per_image = if per_image.is_empty() {
+    json!({
+        "side_px": { "min": min, "p10": p10, "p50": p50, "p90": p90, "max": max },
+        "coco_small": by_size(0.0, 32.0),
+        "coco_medium": by_size(32.0, 96.0),
+        "coco_large": by_size(96.0, f64::INFINITY),
+    })
+}
+
+fn boxes_per_image(tally: &crate::validate::Tally) -> Value {
+    let counts = &tally.boxes_per_image;
+    let mean = if counts.is_empty() {
         0.0
     } else {
-        per_image.iter().sum::<f64>() / per_image.len() as f64
+        counts.iter().sum::<usize>() as f64 / counts.len() as f64
     };
+    json!({
+        "min": counts.iter().min().copied().unwrap_or_default(),
+        "mean": mean,
+        "max": counts.iter().max().copied().unwrap_or_default(),
+    })
+}
+
+fn summary_json(params: &DatasetParams, outcome: &DatasetOutcome) -> Value {
+    let report = &outcome.report;
+    let tally = &report.tally;
     let shards: BTreeMap<&str, Vec<Value>> = report
         .shards
         .iter()
@@ -457,17 +478,6 @@ fn summary_json(params: &DatasetParams, outcome: &DatasetOutcome) -> Value {
         "split": { "method": params.split.method, "train_fraction": params.split.train_fraction, "seed": params.split.seed },
         "label_map": label_map,
         "metrics": metrics(outcome),
-        "box_size": {
-            "side_px": { "min": min, "p10": p10, "p50": p50, "p90": p90, "max": max },
-            "coco_small": by_size(0.0, 32.0),
-            "coco_medium": by_size(32.0, 96.0),
-            "coco_large": by_size(96.0, f64::INFINITY),
-        },
-        "boxes_per_image": {
-            "min": tally.boxes_per_image.iter().min().copied().unwrap_or_default(),
-            "mean": mean_per_image,
-            "max": tally.boxes_per_image.iter().max().copied().unwrap_or_default(),
-        },
         "problems": problems,
         "shards": shards,
     })

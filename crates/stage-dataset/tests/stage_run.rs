@@ -82,6 +82,18 @@ fn coco_dataset_through_the_stage_binary() {
     assert_eq!(m["boxes_clamped"], json!(1));
     assert_eq!(m["boxes_per_class"], json!({"pedestrian": 4}));
     assert_eq!(
+        (
+            m["box_size"]["coco_small"].as_u64(),
+            m["box_size"]["coco_medium"].as_u64()
+        ),
+        (Some(3), Some(1))
+    );
+    assert_eq!(m["box_size"]["side_px"]["max"], json!(3072f64.sqrt()));
+    assert_eq!(
+        m["boxes_per_image"],
+        json!({"min": 0, "mean": 1.0, "max": 2})
+    );
+    assert_eq!(
         result.summary.as_deref(),
         Some("2 train + 2 val images, 4 boxes, 1 classes, 0 dropped")
     );
