@@ -13,8 +13,8 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, sync_channel};
 
 use sha2::{Digest, Sha256};
-use tfrecord::od::{DetectionExample, DetectionObject};
-use tfrecord::{RecordError, ShardSummary, ShardedWriter, frame_example};
+use tfrecord::od::{DetectionExample, DetectionObject, IMAGE_ENCODED};
+use tfrecord::{FramedRecord, RecordError, ShardSummary, ShardedWriter, frame_example_split};
 
 use crate::image_header::image_info;
 use crate::plan::Job;
@@ -58,7 +58,7 @@ pub struct ConvertReport {
 
 /// One job's result from a worker.
 struct Prepared {
-    framed: Option<Vec<u8>>,
+    framed: Option<FramedRecord>,
     sha256: [u8; 32],
     problems: Vec<Problem>,
     labels: Vec<String>,
@@ -141,7 +141,7 @@ fn write_in_order(
             }
             seen.insert(prepared.sha256, &job.image.file_name);
             if let Some(writer) = writers.get_mut(&job.split) {
-                writer.write_framed(&framed)?;
+                writer.write_framed_record(&framed)?;
             }
             *report.images_written.entry(job.split).or_default() += 1;
             for label in prepared.labels {
@@ -277,7 +277,8 @@ fn prepare(job: &Job, options: &ConvertOptions) -> Prepared {
         width: i64::from(info.width),
         objects,
     };
-    prepared.framed = Some(frame_example(&example.into_example()));
+    // The image bytes go to the shard from the buffer they were read into.
+    prepared.framed = Some(frame_example_split(example.into_example(), IMAGE_ENCODED));
     prepared
 }
 

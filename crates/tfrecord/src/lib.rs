@@ -24,7 +24,10 @@ pub use error::{FeatureError, RecordError, ShardError};
 pub use example::{BytesList, Example, Feature, Features, FloatList, Int64List};
 pub use reader::RecordReader;
 pub use shard::{ShardSummary, ShardedWriter, find_shards, shard_file_name};
-pub use writer::{PendingFile, RecordWriter, frame_example, frame_record, framed_len};
+pub use writer::{
+    FramedRecord, PendingFile, RecordWriter, frame_example, frame_example_split, frame_record,
+    framed_len,
+};
 
 /// Bytes of framing around each payload: length, its CRC, and the payload CRC.
 pub const FRAME_OVERHEAD: usize = 8 + 4 + 4;

@@ -129,6 +129,12 @@ impl ShardedWriter {
         writer.write_framed(framed, 1)
     }
 
+    /// Writes one record framed by [`frame_example_split`](crate::frame_example_split).
+    pub fn write_framed_record(&mut self, record: &crate::FramedRecord) -> Result<(), RecordError> {
+        let writer = self.advance();
+        writer.write_framed_record(record)
+    }
+
     /// Records written so far, all shards together.
     pub fn records(&self) -> u64 {
         self.writers.iter().map(RecordWriter::records).sum()

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use crate::FRAME_OVERHEAD;
 use crate::crc::masked_crc32c;
 use crate::error::RecordError;
-use crate::example::Example;
+use crate::example::{Example, Feature, Features};
 
 /// Bytes a payload of `payload_len` bytes takes once framed.
 pub fn framed_len(payload_len: usize) -> usize {
@@ -39,6 +39,106 @@ pub fn frame_example(example: &Example) -> Vec<u8> {
     let footer = masked_crc32c(&out[12..]).to_le_bytes();
     out.extend_from_slice(&footer);
     out
+}
+
+/// A framed record in three pieces, so a large value (an encoded image)
+/// is written from the buffer it was read into instead of being copied
+/// into a serialized message first. The concatenation of `head`, `body`
+/// and `tail` is exactly the framed record.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct FramedRecord {
+    /// Record header and the message bytes before the large value.
+    pub head: Vec<u8>,
+    /// The large value itself.
+    pub body: Vec<u8>,
+    /// The message bytes after it and the payload checksum.
+    pub tail: Vec<u8>,
+}
+
+impl FramedRecord {
+    /// Bytes of the whole framed record.
+    pub fn len(&self) -> usize {
+        self.head.len() + self.body.len() + self.tail.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The three pieces in write order.
+    pub fn parts(&self) -> [&[u8]; 3] {
+        [&self.head, &self.body, &self.tail]
+    }
+}
+
+/// Like [`frame_example`], but the single value of the `bytes_list`
+/// feature `key` stays in its own buffer ([`FramedRecord::body`]). The bytes
+/// are identical to [`frame_example`]'s. When `key` is not a one-value
+/// `bytes_list`, the whole record is in `head`.
+pub fn frame_example_split(mut example: Example, key: &str) -> FramedRecord {
+    use crate::example::feature::Kind;
+    use prost::encoding::{encode_varint, encoded_len_varint};
+
+    let mut map = example
+        .features
+        .take()
+        .map(|f| f.feature)
+        .unwrap_or_default();
+    let body = match map.remove(key) {
+        Some(Feature {
+            kind: Some(Kind::BytesList(list)),
+        }) if list.value.len() == 1 => list.value.into_iter().next().unwrap_or_default(),
+        other => {
+            if let Some(feature) = other {
+                map.insert(key.to_owned(), feature);
+            }
+            let whole = Example {
+                features: Some(Features { feature: map }),
+            };
+            return FramedRecord {
+                head: frame_example(&whole),
+                ..FramedRecord::default()
+            };
+        }
+    };
+    // Map entries encode in key order: those before `key`, its entry, the rest.
+    let after = map.split_off(key);
+    let before = prost::Message::encode_to_vec(&Features { feature: map });
+    let mut tail = prost::Message::encode_to_vec(&Features { feature: after });
+    let varint = |n: usize| encoded_len_varint(n as u64);
+    let list_len = 1 + varint(body.len()) + body.len();
+    let feature_len = 1 + varint(list_len) + list_len;
+    let entry_len = 1 + varint(key.len()) + key.len() + 1 + varint(feature_len) + feature_len;
+    let features_len = before.len() + 1 + varint(entry_len) + entry_len + tail.len();
+    let payload_len = 1 + varint(features_len) + features_len;
+
+    let mut head = Vec::with_capacity(12 + 32 + before.len() + key.len());
+    head.extend_from_slice(&[0u8; 12]);
+    // Example.features (1), Features.feature entry (1), entry.key (1),
+    // entry.value (2), Feature.bytes_list (1), BytesList.value (1).
+    head.push(0x0a);
+    encode_varint(features_len as u64, &mut head);
+    head.extend_from_slice(&before);
+    head.push(0x0a);
+    encode_varint(entry_len as u64, &mut head);
+    head.push(0x0a);
+    encode_varint(key.len() as u64, &mut head);
+    head.extend_from_slice(key.as_bytes());
+    head.push(0x12);
+    encode_varint(feature_len as u64, &mut head);
+    head.push(0x0a);
+    encode_varint(list_len as u64, &mut head);
+    head.push(0x0a);
+    encode_varint(body.len() as u64, &mut head);
+
+    let length = (payload_len as u64).to_le_bytes();
+    head[..8].copy_from_slice(&length);
+    head[8..12].copy_from_slice(&masked_crc32c(&length).to_le_bytes());
+    let crc = crc32c::crc32c(&head[12..]);
+    let crc = crc32c::crc32c_append(crc, &body);
+    let crc = crc32c::crc32c_append(crc, &tail);
+    tail.extend_from_slice(&crate::crc::mask(crc).to_le_bytes());
+    FramedRecord { head, body, tail }
 }
 
 /// The 12 bytes before a payload and the 4 after it.
@@ -114,6 +214,15 @@ impl<W: Write> RecordWriter<W> {
     pub fn write_framed(&mut self, framed: &[u8], records: u64) -> Result<(), RecordError> {
         self.write_all(framed)?;
         self.records += records;
+        Ok(())
+    }
+
+    /// Writes one record framed by [`frame_example_split`].
+    pub fn write_framed_record(&mut self, record: &FramedRecord) -> Result<(), RecordError> {
+        for part in record.parts() {
+            self.write_all(part)?;
+        }
+        self.records += 1;
         Ok(())
     }
 
@@ -271,6 +380,39 @@ mod tests {
         let mut expected = Vec::new();
         frame_record(&example.to_bytes(), &mut expected);
         assert_eq!(frame_example(&example), expected);
+    }
+
+    #[test]
+    fn split_framing_equals_whole_framing() {
+        use crate::Feature;
+        let image = Feature::bytes_one(vec![7u8; 300]);
+        let cases = [
+            Example::new()
+                .with("image/encoded", image.clone())
+                .with("image/width", Feature::int64_one(640)),
+            Example::new()
+                .with("a", Feature::int64_one(1))
+                .with("image/encoded", image.clone())
+                .with("z", Feature::floats(vec![0.5; 40])),
+            Example::new().with("image/encoded", Feature::bytes_one(Vec::new())),
+            Example::new().with(
+                "image/encoded",
+                Feature::bytes([b"a".to_vec(), b"b".to_vec()]),
+            ),
+            Example::new().with("other", image),
+            Example::new(),
+        ];
+        for example in cases {
+            let split = frame_example_split(example.clone(), "image/encoded");
+            assert_eq!(
+                split.parts().concat(),
+                frame_example(&example),
+                "{example:?}"
+            );
+            let mut writer = RecordWriter::new(Vec::new());
+            writer.write_framed_record(&split).unwrap();
+            assert_eq!(writer.finish().unwrap(), frame_example(&example));
+        }
     }
 
     #[test]

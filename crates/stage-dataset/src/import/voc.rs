@@ -131,11 +131,12 @@ pub fn parse(text: &str, file: &Arc<Path>) -> Result<SourceImage, ImportError> {
         let coordinate = |name: &str| -> Result<f64, ImportError> {
             let node = child(bndbox, name)
                 .ok_or_else(|| ImportError::at(&at(bndbox), format!("<bndbox> has no <{name}>")))?;
-            parse_number(
-                node.text().unwrap_or_default(),
-                &format!("<{name}>"),
-                &at(node),
-            )
+            let text = node.text().unwrap_or_default();
+            match text.trim().parse::<f64>() {
+                Ok(value) if value.is_finite() => Ok(value),
+                // Line numbers cost a scan of the file: only for errors.
+                _ => parse_number(text, &format!("<{name}>"), &at(node)),
+            }
         };
         boxes.push(SourceBox {
             label,
