@@ -1,0 +1,191 @@
+//! The whole pedestrian DAG at toy size (`pipelines/smoke.yaml`): frames of
+//! a real video labelled by the teacher, TFRecords, float and
+//! quantization-aware training, export, five quantization variants, Edge TPU
+//! prediction, LiteRT benchmarks and the comparison report — then a re-run
+//! that must come entirely from the cache.
+//!
+//! It needs the managed Python environment (`cargo xtask setup`, which the
+//! test command runs first); without one it says so and returns.
+
+use std::path::{Path, PathBuf};
+
+use edgepipe_tests::{Sandbox, workspace_root};
+use serde_json::Value;
+
+/// The managed environment, as the stages will find it.
+fn managed_python() -> Option<PathBuf> {
+    if let Some(python) = std::env::var_os("EDGEPIPE_PYTHON") {
+        return Some(PathBuf::from(python));
+    }
+    provision::python_env::locate(&workspace_root()).map(|env| env.python)
+}
+
+/// The file a stage's named output points at, read through its cache entry.
+fn output_file(sandbox: &Sandbox, lock: &Value, stage: &str, output: &str) -> PathBuf {
+    let key = lock["stages"][stage]["key"]
+        .as_str()
+        .unwrap_or_else(|| panic!("lock has no key for stage {stage}"));
+    let entry = sandbox.state().join("cache").join(key);
+    let result: Value = serde_json::from_slice(
+        &std::fs::read(entry.join("result.json")).unwrap_or_else(|e| panic!("{stage}: {e}")),
+    )
+    .unwrap_or_else(|e| panic!("{stage} result.json: {e}"));
+    let relative = result["outputs"][output]
+        .as_str()
+        .unwrap_or_else(|| panic!("{stage} has no output {output}"));
+    entry.join("outputs").join(relative)
+}
+
+fn read_json(path: &Path) -> Value {
+    let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    serde_json::from_slice(&bytes).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+fn number(value: &Value, pointer: &str) -> f64 {
+    value
+        .pointer(pointer)
+        .and_then(Value::as_f64)
+        .unwrap_or_else(|| panic!("no number at {pointer} in {value}"))
+}
+
+#[test]
+fn smoke_pipeline_runs_end_to_end_then_entirely_from_the_cache() {
+    if managed_python().is_none() {
+        eprintln!("skipped: no managed Python environment (run `cargo xtask setup`)");
+        return;
+    }
+    let sandbox = Sandbox::new();
+    let yaml = std::fs::read_to_string(workspace_root().join("pipelines/smoke.yaml"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    sandbox.write("smoke.yaml", &yaml);
+
+    let first = sandbox.run(&["pipeline", "smoke.yaml", "--jobs", "2"]);
+    assert!(first.success(), "{first}");
+    let lock = sandbox.lock("smoke.yaml");
+    let stages = lock["stages"]
+        .as_object()
+        .unwrap_or_else(|| panic!("lock: {lock}"));
+    let wanted = [
+        "frames",
+        "data",
+        "train_float",
+        "train_qat",
+        "export_float",
+        "export_qat",
+        "quant_float32",
+        "quant_float16",
+        "quant_dynamic",
+        "quant_int8",
+        "quant_toco",
+        "edgetpu_int8",
+        "edgetpu_toco",
+        "bench_float32",
+        "bench_float16",
+        "bench_dynamic",
+        "bench_int8",
+        "bench_toco",
+        "report",
+    ];
+    for stage in wanted {
+        let locked = &stages
+            .get(stage)
+            .unwrap_or_else(|| panic!("lock misses stage {stage}"));
+        assert_eq!(locked["key"].as_str().map(str::len), Some(64), "{stage}");
+        assert!(
+            locked["outputs"].as_object().is_some_and(|o| !o.is_empty()),
+            "{stage} has no outputs in the lock"
+        );
+    }
+
+    // Model sizes: float32 > float16 > full int8.
+    let size = |stage: &str| {
+        std::fs::metadata(output_file(&sandbox, &lock, stage, "model"))
+            .unwrap_or_else(|e| panic!("{stage}: {e}"))
+            .len()
+    };
+    let (f32_size, f16_size, int8_size) = (
+        size("quant_float32"),
+        size("quant_float16"),
+        size("quant_int8"),
+    );
+    assert!(
+        f32_size > f16_size,
+        "float32 {f32_size} <= float16 {f16_size}"
+    );
+    assert!(
+        f16_size > int8_size,
+        "float16 {f16_size} <= int8 {int8_size}"
+    );
+
+    // The int8 model really computes in int8.
+    let int8 = read_json(&output_file(&sandbox, &lock, "quant_int8", "report"));
+    let ops = int8.to_string();
+    assert!(
+        ops.contains("CONV_2D") && ops.contains("TFLite_Detection_PostProcess"),
+        "{int8}"
+    );
+    assert_eq!(int8["matches_mode"], Value::Bool(true), "{int8}");
+
+    // The Edge TPU stage predicts (no compiler here) and maps the int8 model's convolutions.
+    let tpu = read_json(&output_file(&sandbox, &lock, "edgetpu_int8", "report"));
+    assert_eq!(tpu["compiled"], Value::Bool(false), "{tpu}");
+    assert!(number(&tpu, "/summary/tpu_ops") >= 10.0, "{tpu}");
+
+    // The report: one row per variant, accuracy in [0, 1], latency > 0.
+    let metrics = read_json(&output_file(&sandbox, &lock, "report", "metrics"));
+    let text = metrics.to_string();
+    for variant in [
+        "float32",
+        "float16",
+        "dynamic",
+        "full_int8 PTQ",
+        "QAT + toco",
+    ] {
+        assert!(
+            text.contains(variant),
+            "metrics.json lacks {variant}: {metrics}"
+        );
+    }
+    let variants = metrics["variants"]
+        .as_array()
+        .unwrap_or_else(|| panic!("metrics.json has no variants: {metrics}"));
+    assert_eq!(variants.len(), 5, "{metrics}");
+    for variant in variants {
+        for key in ["map", "map50"] {
+            let value = number(variant, &format!("/{key}"));
+            assert!((0.0..=1.0).contains(&value), "{key} = {value} in {variant}");
+        }
+        assert!(number(variant, "/latency_mean_ms") > 0.0, "{variant}");
+        assert!(number(variant, "/latency_p99_ms") >= number(variant, "/latency_p50_ms"));
+        assert!(number(variant, "/fps") > 0.0, "{variant}");
+    }
+    let int8_row = variants
+        .iter()
+        .find(|v| v["scheme"] == "full_int8")
+        .unwrap_or_else(|| panic!("no full_int8 row: {metrics}"));
+    assert_eq!(int8_row["input_dtype"], "uint8", "{int8_row}");
+    assert_eq!(number(int8_row, "/size_bytes") as u64, int8_size);
+    let verdicts: Vec<&str> = metrics["targets"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no targets: {metrics}"))
+        .iter()
+        .filter_map(|t| t["verdict"].as_str())
+        .collect();
+    assert_eq!(verdicts.len(), 3, "{metrics}");
+    let markdown = std::fs::read_to_string(output_file(&sandbox, &lock, "report", "markdown"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(
+        markdown.contains("| "),
+        "report.md has no table:\n{markdown}"
+    );
+    let html = std::fs::read_to_string(output_file(&sandbox, &lock, "report", "html"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(html.contains("<svg"), "report.html has no plot");
+
+    // Nothing changed: every stage comes from the cache.
+    let second = sandbox.run(&["pipeline", "smoke.yaml"]);
+    assert!(second.success(), "{second}");
+    let statuses = second.statuses();
+    assert_eq!(statuses.len(), wanted.len(), "{second}");
+    assert!(statuses.values().all(|s| s == "cached"), "{statuses:?}");
+}
