@@ -16,7 +16,9 @@ pub fn cache_home() -> PathBuf {
     if let Some(dir) = std::env::var_os("EDGEPIPE_CACHE_HOME") {
         return PathBuf::from(dir);
     }
-    let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("/tmp"));
+    let home = std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/tmp"));
     home.join(".cache").join("edgepipe")
 }
 
@@ -26,7 +28,10 @@ pub enum ProvisionError {
     #[error(transparent)]
     Tool(#[from] stage_api::ToolError),
     #[error("{context}: {source}")]
-    Io { context: String, source: std::io::Error },
+    Io {
+        context: String,
+        source: std::io::Error,
+    },
     #[error("{0}")]
     Invalid(String),
 }
