@@ -9,6 +9,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, sync_channel};
 
@@ -71,22 +72,26 @@ pub fn convert(jobs: &[Job], options: &ConvertOptions) -> Result<ConvertReport, 
     let next = AtomicUsize::new(0);
     let abort = AtomicBool::new(false);
     let (sender, receiver) = sync_channel::<(usize, Prepared)>(threads * 4);
+    let buffers = BufferPool::new(threads * 6 + 4);
     std::thread::scope(|scope| {
         for _ in 0..threads {
             let sender = sender.clone();
-            let (next, abort) = (&next, &abort);
+            let (next, abort, buffers) = (&next, &abort, &buffers);
             scope.spawn(move || {
                 while !abort.load(Ordering::Relaxed) {
                     let index = next.fetch_add(1, Ordering::Relaxed);
                     let Some(job) = jobs.get(index) else { break };
-                    if sender.send((index, prepare(job, options))).is_err() {
+                    if sender
+                        .send((index, prepare(job, options, buffers.take())))
+                        .is_err()
+                    {
                         break;
                     }
                 }
             });
         }
         drop(sender);
-        let result = write_in_order(jobs, receiver, options);
+        let result = write_in_order(jobs, receiver, options, &buffers);
         if result.is_err() {
             abort.store(true, Ordering::Relaxed);
         }
@@ -98,6 +103,7 @@ fn write_in_order(
     jobs: &[Job],
     receiver: Receiver<(usize, Prepared)>,
     options: &ConvertOptions,
+    buffers: &BufferPool,
 ) -> Result<ConvertReport, ConvertError> {
     let mut writers = BTreeMap::new();
     writers.insert(
@@ -143,6 +149,7 @@ fn write_in_order(
             if let Some(writer) = writers.get_mut(&job.split) {
                 writer.write_framed_record(&framed)?;
             }
+            buffers.give_back(framed.body);
             *report.images_written.entry(job.split).or_default() += 1;
             for label in prepared.labels {
                 *report.tally.boxes_per_class.entry(label).or_default() += 1;
@@ -171,7 +178,51 @@ fn note(tally: &mut Tally, problem: &Problem, policy: Policy) -> Result<(), Conv
 }
 
 /// Reads, checks, hashes, builds and frames one image's record.
-fn prepare(job: &Job, options: &ConvertOptions) -> Prepared {
+/// Image buffers handed back by the writer and reused by the workers, so
+/// each image is read into memory that is already mapped.
+struct BufferPool {
+    free: Mutex<Vec<Vec<u8>>>,
+    limit: usize,
+}
+
+impl BufferPool {
+    fn new(limit: usize) -> Self {
+        Self {
+            free: Mutex::new(Vec::with_capacity(limit)),
+            limit,
+        }
+    }
+
+    fn take(&self) -> Vec<u8> {
+        self.free
+            .lock()
+            .ok()
+            .and_then(|mut free| free.pop())
+            .unwrap_or_default()
+    }
+
+    fn give_back(&self, mut buffer: Vec<u8>) {
+        buffer.clear();
+        if let Ok(mut free) = self.free.lock()
+            && free.len() < self.limit
+        {
+            free.push(buffer);
+        }
+    }
+}
+
+/// Reads a whole file into `buffer` (cleared first).
+fn read_into(path: &Path, mut buffer: Vec<u8>) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    let mut file = std::fs::File::open(path)?;
+    let size = file.metadata().map(|m| m.len() as usize).unwrap_or(0);
+    buffer.clear();
+    buffer.reserve(size.saturating_add(1));
+    file.read_to_end(&mut buffer)?;
+    Ok(buffer)
+}
+
+fn prepare(job: &Job, options: &ConvertOptions, buffer: Vec<u8>) -> Prepared {
     let mut prepared = Prepared {
         framed: None,
         sha256: [0; 32],
@@ -181,7 +232,7 @@ fn prepare(job: &Job, options: &ConvertOptions) -> Prepared {
     };
     let origin = &job.image.origin;
     let path: PathBuf = options.images_dir.join(&job.image.file_name);
-    let bytes = match std::fs::read(&path) {
+    let bytes = match read_into(&path, buffer) {
         Ok(bytes) => bytes,
         Err(e) => {
             let why = if e.kind() == std::io::ErrorKind::NotFound {

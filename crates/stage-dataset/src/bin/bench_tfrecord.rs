@@ -84,12 +84,13 @@ fn main() -> Result<()> {
         work.display()
     );
 
-    let floor = best_of(repeat, || {
-        copy_floor(&data.image_paths, &work.join("floor.bin"))
-    })?;
-    let ours = best_of(repeat, || {
-        edgepipe_pass(&data, &work.join("edgepipe"), threads)
-    })?;
+    // Floor and edgepipe passes alternate, so load from other processes
+    // falls on both alike; the fastest pass of each counts.
+    let (mut floor, mut ours) = (Duration::MAX, Duration::MAX);
+    for _ in 0..repeat {
+        floor = floor.min(copy_floor(&data.image_paths, &work.join("floor.bin"))?);
+        ours = ours.min(edgepipe_pass(&data, &work.join("edgepipe"), threads)?);
+    }
     let import = best_of(repeat, || {
         let started = Instant::now();
         let images =
