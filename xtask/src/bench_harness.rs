@@ -4,36 +4,10 @@
 //! which links LiteRT; ARGS pass through (`--model`, `--records`, `--threads`,
 //! `--runs`, `--warmup`, `--rounds`).
 
-use std::process::{Command, ExitCode};
+use std::process::ExitCode;
 
-use anyhow::Context;
+use crate::delegate::{PassThrough, run_release_binary};
 
-#[derive(clap::Args)]
-pub struct Args {
-    /// Arguments for the benchmark binary (see its --help).
-    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
-    args: Vec<String>,
-}
-
-pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let status = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
-        .current_dir(crate::workspace_root())
-        .args([
-            "run",
-            "--quiet",
-            "--release",
-            "-p",
-            "stage-bench",
-            "--bin",
-            "bench-harness",
-            "--",
-        ])
-        .args(&args.args)
-        .status()
-        .context("running cargo to build and start bench-harness")?;
-    Ok(match status.code() {
-        Some(0) => ExitCode::SUCCESS,
-        Some(code) => ExitCode::from(u8::try_from(code).unwrap_or(1)),
-        None => ExitCode::FAILURE,
-    })
+pub fn run(args: PassThrough) -> anyhow::Result<ExitCode> {
+    run_release_binary("stage-bench", "bench-harness", args.args)
 }

@@ -2,9 +2,7 @@
 //! TPU op mapping without the compiler. Delegates to the `edgetpu-check`
 //! binary of the `stage-edgetpu` crate, which carries the heavy dependencies.
 
-use std::process::{Command, ExitCode};
-
-use anyhow::Context;
+use std::process::ExitCode;
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -19,32 +17,12 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let mut command = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
-    command
-        .current_dir(crate::workspace_root())
-        .args([
-            "run",
-            "--quiet",
-            "--release",
-            "-p",
-            "stage-edgetpu",
-            "--bin",
-            "edgetpu-check",
-            "--",
-        ])
-        .arg(&args.model);
+    let mut argv = vec![args.model.into_os_string()];
     if args.json {
-        command.arg("--json");
+        argv.push("--json".into());
     }
     if args.allow_multiple_subgraphs {
-        command.arg("-a");
+        argv.push("-a".into());
     }
-    let status = command
-        .status()
-        .context("running cargo to build and start edgetpu-check")?;
-    Ok(match status.code() {
-        Some(0) => ExitCode::SUCCESS,
-        Some(code) => ExitCode::from(u8::try_from(code).unwrap_or(1)),
-        None => ExitCode::FAILURE,
-    })
+    crate::delegate::run_release_binary("stage-edgetpu", "edgetpu-check", argv)
 }

@@ -8,6 +8,7 @@ mod bench_harness;
 mod bench_map;
 mod bench_tfrecord;
 mod clean;
+mod delegate;
 mod display;
 mod edgetpu_check;
 mod gc;
@@ -53,11 +54,11 @@ enum Command {
     /// Benchmark the cache on a synthetic 20-stage pipeline over 1 GiB.
     BenchCache(bench_cache::Args),
     /// Benchmark VOC + JPEG -> TFRecord against a TF-Python writer and the copy+sha256 floor.
-    BenchTfrecord(bench_tfrecord::Args),
+    BenchTfrecord(delegate::PassThrough),
     /// Benchmark the bench stage's latency loop against a plain Python ai_edge_litert loop.
-    BenchHarness(bench_harness::Args),
+    BenchHarness(delegate::PassThrough),
     /// Benchmark edgepipe's COCO mAP against pycocotools (5,000 images x 100 detections).
-    BenchMap(bench_map::Args),
+    BenchMap(delegate::PassThrough),
     /// Provision, then run the whole test suite.
     Test(test::Args),
     /// Predict which ops of a .tflite model the Edge TPU compiler maps.
