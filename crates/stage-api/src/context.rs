@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use crate::error::StageError;
 use crate::progress::Progress;
-use crate::protocol::{InputArtifact, StageRequest};
+use crate::protocol::{DockerSettings, InputArtifact, StageRequest};
 
 #[derive(Debug, Clone)]
 pub struct StageContext {
@@ -83,6 +83,27 @@ impl StageContext {
             .executor
             .tool_timeout_secs
             .map(Duration::from_secs)
+    }
+
+    /// The request's docker settings with every directory the stage touches
+    /// (workspace, output, scratch, each input) mounted at its own path.
+    pub fn docker_settings(&self) -> DockerSettings {
+        let request = &self.request;
+        let mut settings = request.executor.docker.clone().unwrap_or_default();
+        settings.mounts.push(request.workspace_root.clone());
+        settings.mounts.push(request.output_dir.clone());
+        settings.mounts.push(request.scratch_dir.clone());
+        for input in request.inputs.values() {
+            for path in input.paths() {
+                let dir = if path.is_dir() {
+                    path
+                } else {
+                    path.parent().unwrap_or(path)
+                };
+                settings.mounts.push(dir.to_path_buf());
+            }
+        }
+        settings
     }
 
     pub fn progress(&self, done: u64, total: Option<u64>, message: impl Into<String>) {

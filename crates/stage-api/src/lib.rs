@@ -14,6 +14,8 @@
 //! which builds argv (never a shell string), keeps stderr's tail for errors,
 //! and honours the executor chosen in the request.
 
+#![cfg_attr(test, allow(clippy::unwrap_used))]
+
 mod context;
 mod describe;
 mod docker;

@@ -184,7 +184,11 @@ mod tests {
             vec![OutputSpec::new("text", "the text")]
         }
         fn run(ctx: &StageContext, params: EchoParams) -> Result<StageResult, StageError> {
-            let body = params.text.repeat(params.copies as usize);
+            let body = match params.format {
+                Format::Plain => params.text.repeat(params.copies as usize),
+                Format::Json => serde_json::to_string(&vec![params.text; params.copies as usize])
+                    .map_err(|e| StageError::Other(e.to_string()))?,
+            };
             std::fs::write(ctx.output_path("t.txt"), body)
                 .map_err(|e| StageError::io("writing", e))?;
             Ok(StageResult::default().output("text", "t.txt"))

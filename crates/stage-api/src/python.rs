@@ -98,7 +98,7 @@ impl PythonScript {
                     .env("PATH", path)
             }
             ExecutorKind::Docker => {
-                let settings = request.executor.docker.clone().unwrap_or_default();
+                let settings = ctx.docker_settings();
                 let image_name = self.image.as_deref().ok_or_else(|| {
                     StageError::input(format!(
                         "stage `{}` cannot run under the docker executor; use `--executor local`",
@@ -107,20 +107,6 @@ impl PythonScript {
                 })?;
                 let image = dockerfile_image(&request.workspace_root, image_name, &settings)?;
                 image.ensure_built(&settings)?;
-                let mut settings = settings;
-                settings.mounts.push(request.workspace_root.clone());
-                settings.mounts.push(request.output_dir.clone());
-                settings.mounts.push(request.scratch_dir.clone());
-                for input in request.inputs.values() {
-                    for path in input.paths() {
-                        let dir = if path.is_dir() {
-                            path
-                        } else {
-                            path.parent().unwrap_or(path)
-                        };
-                        settings.mounts.push(dir.to_path_buf());
-                    }
-                }
                 let run = DockerRun {
                     settings: &settings,
                     image: &image,

@@ -290,26 +290,13 @@ fn run_tf1(
     steps: u32,
 ) -> Result<(), StageError> {
     let request = ctx.request();
-    let mut settings = request.executor.docker.clone().unwrap_or_default();
+    let settings = ctx.docker_settings();
     let image = dockerfile_image(
         &request.workspace_root,
         backend::image(crate::params::Backend::OdapiTf1),
         &settings,
     )?;
     image.ensure_built(&settings)?;
-    settings.mounts.push(request.workspace_root.clone());
-    settings.mounts.push(request.output_dir.clone());
-    settings.mounts.push(request.scratch_dir.clone());
-    for input in request.inputs.values() {
-        for path in input.paths() {
-            let dir = if path.is_dir() {
-                path
-            } else {
-                path.parent().unwrap_or(path)
-            };
-            settings.mounts.push(dir.to_path_buf());
-        }
-    }
     let run = DockerRun {
         settings: &settings,
         image: &image,
