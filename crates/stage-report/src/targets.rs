@@ -109,6 +109,17 @@ fn drop_target(
         );
         return result;
     };
+    let reference_map50 = variants
+        .iter()
+        .find(|v| v.variant == reference)
+        .and_then(|v| v.map50);
+    if reference_map50.is_some_and(|m| m <= 0.0) {
+        result.detail = format!(
+            "`{reference}` mAP@.5 is 0: the float model detects nothing yet, so no drop \
+             can be measured (train longer)"
+        );
+        return result;
+    }
     let drop = -delta;
     result.measured = Some(drop);
     let met = drop <= max_drop + 1e-9;
@@ -160,4 +171,52 @@ fn speedup_target(min: f64, variants: &[VariantMetrics], reference: Option<&str>
         variant.variant
     );
     result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn variant(name: &str, role: Role, map50: f64, delta: f64) -> VariantMetrics {
+        VariantMetrics {
+            variant: name.to_owned(),
+            role: Some(role),
+            map50: Some(map50),
+            delta_map50_points: Some(delta),
+            ..VariantMetrics::default()
+        }
+    }
+
+    #[test]
+    fn an_untrained_float_model_leaves_accuracy_targets_unevaluated() {
+        let variants = [
+            variant("float32", Role::Float32, 0.0, 0.0),
+            variant("int8", Role::FullInt8, 0.0, 0.0),
+        ];
+        let results = evaluate(&variants, Some("float32"), &TargetThresholds::default());
+        assert_eq!(results[0].verdict, Verdict::NotEvaluated);
+        assert!(
+            results[0].detail.contains("detects nothing"),
+            "{}",
+            results[0].detail
+        );
+        assert_eq!(results[0].measured, None);
+    }
+
+    #[test]
+    fn a_drop_within_the_threshold_is_met_and_beyond_it_missed() {
+        let met = [
+            variant("float32", Role::Float32, 0.5, 0.0),
+            variant("int8", Role::FullInt8, 0.48, -2.0),
+        ];
+        let results = evaluate(&met, Some("float32"), &TargetThresholds::default());
+        assert_eq!(results[0].verdict, Verdict::Met);
+        assert_eq!(results[0].measured, Some(2.0));
+        let missed = [
+            variant("float32", Role::Float32, 0.5, 0.0),
+            variant("int8", Role::FullInt8, 0.45, -5.0),
+        ];
+        let results = evaluate(&missed, Some("float32"), &TargetThresholds::default());
+        assert_eq!(results[0].verdict, Verdict::Missed);
+    }
 }
