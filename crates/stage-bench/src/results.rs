@@ -77,6 +77,9 @@ pub struct EdgeTpuMapping {
     pub predicted: bool,
     pub ops_on_tpu: Option<u64>,
     pub ops_on_cpu: Option<u64>,
+    /// The first op left on the CPU, as `<index> <OP>` (`109 DEQUANTIZE`).
+    #[serde(default)]
+    pub first_cpu_op: Option<String>,
 }
 
 /// Time spent turning images into inputs.

@@ -321,7 +321,24 @@ pub fn edgetpu_mapping(report: &Value) -> EdgeTpuMapping {
             .unwrap_or(false),
         ops_on_tpu: count(&["/summary/tpu_ops", "/ops_on_tpu", "/tpu_ops"]),
         ops_on_cpu: count(&["/summary/cpu_ops", "/ops_on_cpu", "/cpu_ops"]),
+        first_cpu_op: first_cpu_op(report),
     }
+}
+
+/// `<index> <OP>` of the report's first CPU op, when it names one.
+fn first_cpu_op(report: &Value) -> Option<String> {
+    let index = report.pointer("/summary/first_cpu_op")?.as_u64()?;
+    let op = report
+        .get("ops")?
+        .as_array()?
+        .iter()
+        .find(|op| op.get("index").and_then(Value::as_u64) == Some(index))
+        .and_then(|op| op.get("op"))
+        .and_then(Value::as_str);
+    Some(match op {
+        Some(op) => format!("{index} {op}"),
+        None => index.to_string(),
+    })
 }
 
 /// Runs one model over the images: preprocessing time, detections per image
@@ -708,7 +725,9 @@ mod tests {
     #[test]
     fn edgetpu_mapping_reads_the_report_summary() {
         let report: Value = serde_json::json!({
-            "compiled": false, "predicted": true, "summary": {"tpu_ops": 60, "cpu_ops": 3}
+            "compiled": false, "predicted": true,
+            "summary": {"tpu_ops": 60, "cpu_ops": 3, "first_cpu_op": 60},
+            "ops": [{"index": 59, "op": "CONV_2D"}, {"index": 60, "op": "DEQUANTIZE"}]
         });
         let m = edgetpu_mapping(&report);
         assert_eq!(
@@ -717,7 +736,8 @@ mod tests {
                 compiled: false,
                 predicted: true,
                 ops_on_tpu: Some(60),
-                ops_on_cpu: Some(3)
+                ops_on_cpu: Some(3),
+                first_cpu_op: Some("60 DEQUANTIZE".to_owned()),
             }
         );
     }
