@@ -165,8 +165,9 @@ def match(gt_boxes, gt_labels, anchor_boxes, num_classes, threshold=0.5):
     # Every ground-truth box gets at least its best anchor.
     best_anchor = tf.argmax(iou, axis=0, output_type=tf.int32)
     forced = tf.scatter_nd(best_anchor[:, None], tf.ones_like(best_anchor), [len(corners)]) > 0
-    forced_gt = tf.scatter_nd(best_anchor[:, None], tf.range(tf.shape(best_anchor)[0]),
-                              [len(corners)])
+    # Several boxes can share a best anchor: keep one of them (scatter_nd would sum indices).
+    forced_gt = tf.math.unsorted_segment_max(tf.range(tf.shape(best_anchor)[0]), best_anchor,
+                                             num_segments=len(corners))
     best_gt = tf.where(forced, forced_gt, best_gt)
     positive = tf.logical_and(has_gt, tf.logical_or(best_iou >= threshold, forced))
     safe_boxes = tf.cond(has_gt, lambda: gt_boxes, lambda: tf.constant([[0.0, 0.0, 1.0, 1.0]]))
