@@ -4,6 +4,7 @@
 //! deterministic; fonts are left to the viewer (`sans-serif`).
 
 use plotters::coord::Shift;
+use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
@@ -132,6 +133,26 @@ fn empty_panel(plot: &'static str, message: &str, height: u32) -> Result<String,
     Ok(svg)
 }
 
+/// The x-axis grid of a chart with one horizontal row per variant (row
+/// labels are drawn separately by [`draw_row_labels`]).
+fn draw_row_mesh<DB: DrawingBackend>(
+    chart: &mut ChartContext<'_, DB, Cartesian2d<RangedCoordf64, RangedCoordf64>>,
+    x_desc: &str,
+) -> Result<(), DrawingAreaErrorKind<DB::ErrorType>> {
+    chart
+        .configure_mesh()
+        .disable_y_mesh()
+        .y_labels(0)
+        .x_desc(x_desc)
+        .axis_desc_style(text_style(16.0, MUTED))
+        .label_style(text_style(15.0, MUTED))
+        .light_line_style(GRID_LIGHT)
+        .max_light_lines(1)
+        .bold_line_style(GRID_BOLD)
+        .axis_style(GRID_BOLD)
+        .draw()
+}
+
 fn draw_row_labels<DB: DrawingBackend>(
     root: &DrawingArea<DB, Shift>,
     positions: &[(String, (i32, i32))],
@@ -192,18 +213,7 @@ pub fn latency_distribution(report: &Report) -> Result<String, ReportError> {
         );
         tri!(
             PLOT,
-            chart
-                .configure_mesh()
-                .disable_y_mesh()
-                .y_labels(0)
-                .x_desc("milliseconds per inference")
-                .axis_desc_style(text_style(16.0, MUTED))
-                .label_style(text_style(15.0, MUTED))
-                .light_line_style(GRID_LIGHT)
-                .max_light_lines(1)
-                .bold_line_style(GRID_BOLD)
-                .axis_style(GRID_BOLD)
-                .draw()
+            draw_row_mesh(&mut chart, "milliseconds per inference")
         );
         let mut labels = Vec::new();
         for (i, (variant, samples)) in rows.iter().enumerate() {
@@ -482,21 +492,7 @@ pub fn model_sizes(report: &Report) -> Result<String, ReportError> {
                 .y_label_area_size(label_width(&names))
                 .build_cartesian_2d(0.0..x_max, 0.0..n as f64)
         );
-        tri!(
-            PLOT,
-            chart
-                .configure_mesh()
-                .disable_y_mesh()
-                .y_labels(0)
-                .x_desc("model file size (MB)")
-                .axis_desc_style(text_style(16.0, MUTED))
-                .label_style(text_style(15.0, MUTED))
-                .light_line_style(GRID_LIGHT)
-                .max_light_lines(1)
-                .bold_line_style(GRID_BOLD)
-                .axis_style(GRID_BOLD)
-                .draw()
-        );
+        tri!(PLOT, draw_row_mesh(&mut chart, "model file size (MB)"));
         let mut labels = Vec::new();
         for (i, (variant, size)) in rows.iter().enumerate() {
             let color = role_color(variant.role);
