@@ -259,7 +259,9 @@ impl Catalog {
     }
 
     /// BLAKE3 over the stage's source files and those of its workspace
-    /// dependencies (build outputs, hidden files and Python caches excluded).
+    /// dependencies (build outputs, hidden files, Python caches and the
+    /// crates' `tests/`, `benches/` and `fuzz/` trees excluded: they do not
+    /// change what a stage computes).
     pub fn source_hash(&self, kind: &str, db: &StateDb) -> Result<String, CatalogError> {
         if let Some(hash) = self
             .source_hashes
@@ -535,6 +537,9 @@ pub fn cargo() -> PathBuf {
 
 /// Files that make up a crate's sources: everything but build outputs,
 /// hidden entries and Python byte code.
+/// Top-level directories of a crate that never reach its binary.
+const NOT_STAGE_SOURCE: [&str; 3] = ["tests", "benches", "fuzz"];
+
 fn source_files(
     dir: &Path,
     prefix: &str,
@@ -554,6 +559,7 @@ fn source_files(
             || name == "target"
             || name == "__pycache__"
             || name.ends_with(".pyc")
+            || (prefix.is_empty() && NOT_STAGE_SOURCE.contains(&name.as_str()))
         {
             continue;
         }
@@ -598,5 +604,47 @@ pub fn dir_digest(dir: &Path, db: &StateDb) -> Result<String, DigestError> {
         digest::path_digest(dir, db)
     } else {
         Ok("none".to_owned())
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn listed(dir: &Path) -> Vec<String> {
+        let mut files = Vec::new();
+        source_files(dir, "", &mut files).unwrap();
+        let mut names: Vec<String> = files.into_iter().map(|(relative, _)| relative).collect();
+        names.sort();
+        names
+    }
+
+    #[test]
+    fn tests_benches_and_fuzz_targets_are_not_stage_source() {
+        let dir = tempfile::tempdir().unwrap();
+        for file in [
+            "Cargo.toml",
+            "src/main.rs",
+            "python/train.py",
+            "python/tests/check.py",
+            "tests/e2e.rs",
+            "benches/speed.rs",
+            "fuzz/fuzz_targets/reader.rs",
+            "src/__pycache__/x.pyc",
+        ] {
+            let path = dir.path().join(file);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(&path, file).unwrap();
+        }
+        assert_eq!(
+            listed(dir.path()),
+            [
+                "Cargo.toml",
+                "python/tests/check.py",
+                "python/train.py",
+                "src/main.rs"
+            ]
+        );
     }
 }
