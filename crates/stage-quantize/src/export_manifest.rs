@@ -226,7 +226,7 @@ mod tests {
           "quantization_aware": true,
           "max_detections": 20,
           "num_classes": 1,
-          "trainer": "keras-qat",
+          "trainer": "keras",
           "weight_bits": 8, "activation_bits": 8,
           "fake_quant_ops": 191
         }"#;

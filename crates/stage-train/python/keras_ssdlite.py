@@ -9,7 +9,7 @@ class heads, the SSD anchor grid with scales 0.2..0.95 and five aspect
 ratios, the faster-RCNN box coder with scales 10/10/5/5). Activations are
 separate ReLU(6) layers: tfmot rejects Conv2D(activation="relu6").
 
-Imported by train_qat.py (train stage) and export_qat.py (export stage).
+Imported by train_keras.py (train stage) and export_keras.py (export stage).
 """
 
 import math
@@ -22,6 +22,7 @@ layers = tf.keras.layers
 BOX_SCALES = (10.0, 10.0, 5.0, 5.0)
 ASPECT_RATIOS = (1.0, 2.0, 0.5, 3.0, 1.0 / 3.0)
 MIN_SCALE, MAX_SCALE = 0.2, 0.95
+BN_EPSILON = 1e-3
 # (expansion, channels, repeats, stride) of MobileNetV2's inverted residuals.
 BLOCKS = ((1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1),
           (6, 160, 3, 2), (6, 320, 1, 1))
@@ -41,7 +42,7 @@ def conv_bn(x, filters, kernel, stride, arch, name, relu=True):
     x = layers.Conv2D(filters, kernel, strides=stride, padding="same", use_bias=False,
                       kernel_regularizer=tf.keras.regularizers.l2(arch["l2_weight"]),
                       name=name + "_conv")(x)
-    x = layers.BatchNormalization(momentum=arch["batch_norm_decay"], epsilon=1e-3,
+    x = layers.BatchNormalization(momentum=arch["batch_norm_decay"], epsilon=BN_EPSILON,
                                   name=name + "_bn")(x)
     return layers.ReLU(6.0, name=name + "_relu6")(x) if relu else x
 
@@ -49,21 +50,23 @@ def conv_bn(x, filters, kernel, stride, arch, name, relu=True):
 def depthwise_bn(x, stride, arch, name):
     x = layers.DepthwiseConv2D(3, strides=stride, padding="same", use_bias=False,
                                name=name + "_dw")(x)
-    x = layers.BatchNormalization(momentum=arch["batch_norm_decay"], epsilon=1e-3,
+    x = layers.BatchNormalization(momentum=arch["batch_norm_decay"], epsilon=BN_EPSILON,
                                   name=name + "_dw_bn")(x)
     return layers.ReLU(6.0, name=name + "_dw_relu6")(x)
 
 
 def inverted_residual(x, expansion, channels, stride, arch, name):
+    """The block's output and its expansion (the input where there is none)."""
     inputs = x
     in_channels = x.shape[-1]
     if expansion != 1:
         x = conv_bn(x, in_channels * expansion, 1, 1, arch, name + "_expand")
+    expanded = x
     x = depthwise_bn(x, stride, arch, name)
     x = conv_bn(x, channels, 1, 1, arch, name + "_project", relu=False)
     if stride == 1 and in_channels == channels:
         x = layers.Add(name=name + "_add")([inputs, x])
-    return x
+    return x, expanded
 
 
 def anchors_per_cell(layer_index):
@@ -80,10 +83,12 @@ def build(arch):
     block = 0
     for expansion, channels, repeats, stride in BLOCKS:
         for repeat in range(repeats):
+            x, expanded = inverted_residual(x, expansion, scaled(channels, arch),
+                                            stride if repeat == 0 else 1, arch, f"block{block}")
             if channels == 160 and repeat == 0:
-                features.append(x)  # stride 16
-            x = inverted_residual(x, expansion, scaled(channels, arch),
-                                  stride if repeat == 0 else 1, arch, f"block{block}")
+                # Stride 16: the expansion of the first 160-channel block, as
+                # the OD API's `layer_15/expansion_output`.
+                features.append(expanded)
             block += 1
     x = conv_bn(x, scaled(1280, arch), 1, 1, arch, "head")
     features.append(x)  # stride 32

@@ -4,19 +4,20 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::params::{Backend, ModelKind, TrainParams};
+use crate::params::{Backend, Init, ModelKind, TrainParams};
 
 /// Scripts, relative to the workspace root.
 pub const VALIDATE_SCRIPT: &str = "crates/stage-train/python/validate_config.py";
 pub const TRAIN_TF2_SCRIPT: &str = "crates/stage-train/python/train_tf2.py";
-pub const TRAIN_QAT_SCRIPT: &str = "crates/stage-train/python/train_qat.py";
+pub const TRAIN_KERAS_SCRIPT: &str = "crates/stage-train/python/train_keras.py";
 /// Where the OD API lives inside the `odapi-tf1` image.
 pub const TF1_OBJECT_DETECTION: &str = "/opt/models/research/object_detection";
 
 /// The Docker image (`dockerfiles/<name>.Dockerfile`) a backend runs in.
 pub fn image(backend: Backend) -> &'static str {
     match backend {
-        Backend::OdapiTf2 => "odapi-tf2",
+        // The Keras trainer needs TF2 and tensorflow-model-optimization.
+        Backend::OdapiTf2 | Backend::Keras => "odapi-tf2",
         Backend::OdapiTf1 => "odapi-tf1",
     }
 }
@@ -26,15 +27,36 @@ pub fn image(backend: Backend) -> &'static str {
 pub enum Plan {
     /// TF2 OD API `train_loop`, float.
     OdapiTf2,
-    /// The Keras SSDLite with tfmot fake-quantization (the TF2 OD API
-    /// ignores graph_rewriter, so QAT under `odapi-tf2` runs this).
-    KerasQat,
+    /// The Keras SSDLite, float or with tfmot fake-quantization (the TF2
+    /// OD API ignores graph_rewriter, so QAT under `odapi-tf2` runs this).
+    Keras,
     /// TF1 OD API `model_main.py` (graph_rewriter QAT when configured).
     OdapiTf1,
 }
 
 /// Picks the trainer, refusing combinations that would silently lose QAT.
 pub fn plan(params: &TrainParams, docker: bool) -> Result<Plan, String> {
+    let plan = trainer_for(params, docker)?;
+    if params.init == Init::Teacher {
+        if plan != Plan::Keras {
+            return Err(format!(
+                "`init: teacher` loads the teacher into the Keras SSDLite; use `backend: keras` \
+                 (backend `{}` starts from `fine_tune_checkpoint`)",
+                params.backend.as_str()
+            ));
+        }
+        if params.depth_multiplier != 1.0 || params.min_depth != 16 {
+            return Err(format!(
+                "`init: teacher` needs the teacher's architecture: `depth_multiplier: 1.0` and \
+                 `min_depth: 16` (got {} and {}); or use `init: scratch`",
+                params.depth_multiplier, params.min_depth
+            ));
+        }
+    }
+    Ok(plan)
+}
+
+fn trainer_for(params: &TrainParams, docker: bool) -> Result<Plan, String> {
     match (params.backend, params.quantization.is_some()) {
         (Backend::OdapiTf1, _) if !docker => Err(
             "backend `odapi-tf1` (TF 1.15) runs only in its Docker image; run the pipeline with \
@@ -54,8 +76,27 @@ pub fn plan(params: &TrainParams, docker: bool) -> Result<Plan, String> {
              load an OD API `fine_tune_checkpoint`; remove it or use `backend: odapi-tf1`"
                 .to_owned(),
         ),
-        (Backend::OdapiTf2, true) => Ok(Plan::KerasQat),
+        (Backend::OdapiTf2, true) => Ok(Plan::Keras),
+        (Backend::Keras, _) => keras_fits(params).map(|()| Plan::Keras),
     }
+}
+
+/// Refuses params the Keras SSDLite trainer cannot honour.
+fn keras_fits(params: &TrainParams) -> Result<(), String> {
+    if params.model != ModelKind::SsdliteMobilenetV2 {
+        return Err(format!(
+            "backend `keras` builds `ssdlite_mobilenet_v2` only; model `{}` needs an OD API backend",
+            params.model.as_str()
+        ));
+    }
+    if params.fine_tune_checkpoint.is_some() {
+        return Err(
+            "backend `keras` cannot load an OD API `fine_tune_checkpoint`; remove it \
+             (`init: teacher` starts from the pretrained teacher)"
+                .to_owned(),
+        );
+    }
+    Ok(())
 }
 
 /// `model_main.py` argv inside the TF1 image (the seed's training command).
@@ -118,7 +159,7 @@ mod tests {
             weight_bits: 8,
             activation_bits: 8,
         });
-        assert_eq!(plan(&qat, false), Ok(Plan::KerasQat));
+        assert_eq!(plan(&qat, false), Ok(Plan::Keras));
         qat.model = ModelKind::SsdMobilenetV2;
         let err = plan(&qat, false).unwrap_err();
         assert!(err.contains("ignores graph_rewriter"), "{err}");
@@ -126,6 +167,40 @@ mod tests {
         assert!(plan(&tf1, false).unwrap_err().contains("--executor docker"));
         assert_eq!(plan(&tf1, true), Ok(Plan::OdapiTf1));
         assert_eq!(image(Backend::OdapiTf1), "odapi-tf1");
+    }
+
+    #[test]
+    fn the_keras_backend_trains_float_or_qat_and_alone_starts_from_the_teacher() {
+        let keras = params(serde_json::json!({"backend": "keras", "init": "teacher"}));
+        assert_eq!(plan(&keras, false), Ok(Plan::Keras));
+        assert_eq!(image(Backend::Keras), "odapi-tf2");
+        let narrow = params(
+            serde_json::json!({"backend": "keras", "init": "teacher", "depth_multiplier": 0.5}),
+        );
+        let err = plan(&narrow, false).unwrap_err();
+        assert!(
+            err.contains("depth_multiplier: 1.0") && err.contains("0.5"),
+            "{err}"
+        );
+        let odapi = params(serde_json::json!({"init": "teacher"}));
+        let err = plan(&odapi, false).unwrap_err();
+        assert!(
+            err.contains("backend: keras") && err.contains("odapi-tf2"),
+            "{err}"
+        );
+        let ssd = params(serde_json::json!({"backend": "keras", "model": "ssd_mobilenet_v2"}));
+        assert!(
+            plan(&ssd, false)
+                .unwrap_err()
+                .contains("`ssdlite_mobilenet_v2` only")
+        );
+        let zoo =
+            params(serde_json::json!({"backend": "keras", "fine_tune_checkpoint": "x/ckpt-1"}));
+        assert!(
+            plan(&zoo, true)
+                .unwrap_err()
+                .contains("fine_tune_checkpoint")
+        );
     }
 
     fn workspace_root() -> PathBuf {

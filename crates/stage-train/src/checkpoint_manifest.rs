@@ -27,9 +27,11 @@ pub enum Trainer {
     OdapiTf2,
     /// The TF1 OD API (`model_main.py`); export with `export_tflite_ssd_graph.py`.
     OdapiTf1,
-    /// The Keras SSDLite with fake-quantization (tfmot); export as a frozen
-    /// graph with FakeQuant ranges and a `TFLite_Detection_PostProcess` node.
-    KerasQat,
+    /// The Keras SSDLite, float or with fake-quantization (tfmot); export as
+    /// a frozen graph (with FakeQuant ranges when quantization-aware) and a
+    /// `TFLite_Detection_PostProcess` node.
+    #[serde(alias = "keras-qat")]
+    Keras,
 }
 
 /// The checkpoint manifest.
@@ -55,7 +57,7 @@ pub struct CheckpointManifest {
     pub steps: u32,
     /// Detections kept after NMS, as configured.
     pub max_detections: u32,
-    /// The Keras SSDLite's architecture params (`keras-qat` only): input
+    /// The Keras SSDLite's architecture params (`keras` only): input
     /// size, depth multiplier, min depth, classes, BatchNorm decay.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub arch: Option<serde_json::Value>,
@@ -128,7 +130,7 @@ mod tests {
 
     fn manifest() -> CheckpointManifest {
         CheckpointManifest {
-            trainer: Trainer::KerasQat,
+            trainer: Trainer::Keras,
             model: "ssdlite_mobilenet_v2".into(),
             input_size: 160,
             normalization: MOBILENET_NORMALIZATION,
@@ -157,7 +159,7 @@ mod tests {
         assert_eq!(back, manifest());
         let json: serde_json::Value =
             serde_json::from_slice(&std::fs::read(dir.path().join(MANIFEST)).unwrap()).unwrap();
-        assert_eq!(json["trainer"], "keras-qat");
+        assert_eq!(json["trainer"], "keras");
         assert_eq!(json["normalization"]["mean"], 127.5);
     }
 }

