@@ -188,4 +188,26 @@ fn smoke_pipeline_runs_end_to_end_then_entirely_from_the_cache() {
     let statuses = second.statuses();
     assert_eq!(statuses.len(), wanted.len(), "{second}");
     assert!(statuses.values().all(|s| s == "cached"), "{statuses:?}");
+
+    // One quantization parameter changed: only that branch's quantize,
+    // edgetpu and bench stages and the report run again.
+    let original = "mode: full_int8, num_calibration_images: 5,";
+    assert!(yaml.contains(original), "smoke.yaml changed shape");
+    sandbox.write(
+        "smoke.yaml",
+        &yaml.replace(original, "mode: full_int8, num_calibration_images: 4,"),
+    );
+    let third = sandbox.run(&["pipeline", "smoke.yaml"]);
+    assert!(third.success(), "{third}");
+    let statuses = third.statuses();
+    let rerun = ["quant_int8", "edgetpu_int8", "bench_int8", "report"];
+    for (stage, status) in &statuses {
+        let expected = if rerun.contains(&stage.as_str()) {
+            "ran"
+        } else {
+            "cached"
+        };
+        assert_eq!(status, expected, "{stage}: {statuses:?}");
+    }
+    assert_eq!(statuses.len(), wanted.len(), "{third}");
 }
