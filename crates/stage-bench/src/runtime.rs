@@ -181,42 +181,13 @@ impl LiteRtRunner {
         let buffer = &self.outputs[self.buffer_of[i]];
         let (scale, zero_point) = spec.quantization.unwrap_or((1.0, 0));
         let deq = |q: f32| (q - zero_point as f32) * scale;
-        let context = "reading an output";
         Ok(match spec.dtype {
-            TensorType::FLOAT32 => buffer
-                .lock_for_read::<f32>()
-                .map_err(lite(context))?
-                .to_vec(),
-            TensorType::UINT8 => buffer
-                .lock_for_read::<u8>()
-                .map_err(lite(context))?
-                .iter()
-                .map(|&q| deq(f32::from(q)))
-                .collect(),
-            TensorType::INT8 => buffer
-                .lock_for_read::<i8>()
-                .map_err(lite(context))?
-                .iter()
-                .map(|&q| deq(f32::from(q)))
-                .collect(),
-            TensorType::INT16 => buffer
-                .lock_for_read::<i16>()
-                .map_err(lite(context))?
-                .iter()
-                .map(|&q| deq(f32::from(q)))
-                .collect(),
-            TensorType::INT32 => buffer
-                .lock_for_read::<i32>()
-                .map_err(lite(context))?
-                .iter()
-                .map(|&q| q as f32)
-                .collect(),
-            TensorType::INT64 => buffer
-                .lock_for_read::<i64>()
-                .map_err(lite(context))?
-                .iter()
-                .map(|&q| q as f32)
-                .collect(),
+            TensorType::FLOAT32 => read_output(buffer, |v: f32| v)?,
+            TensorType::UINT8 => read_output(buffer, |q: u8| deq(f32::from(q)))?,
+            TensorType::INT8 => read_output(buffer, |q: i8| deq(f32::from(q)))?,
+            TensorType::INT16 => read_output(buffer, |q: i16| deq(f32::from(q)))?,
+            TensorType::INT32 => read_output(buffer, |q: i32| q as f32)?,
+            TensorType::INT64 => read_output(buffer, |q: i64| q as f32)?,
             other => {
                 return Err(RuntimeError::UnsupportedOutput {
                     name: spec.name.clone(),
@@ -230,29 +201,24 @@ impl LiteRtRunner {
     pub fn output_raw(&self, i: usize) -> Result<Vec<f64>, RuntimeError> {
         let spec = &self.specs[i];
         let buffer = &self.outputs[self.buffer_of[i]];
-        let context = "reading an output";
         Ok(match spec.dtype {
-            TensorType::FLOAT32 => buffer
-                .lock_for_read::<f32>()
-                .map_err(lite(context))?
-                .iter()
-                .map(|&v| f64::from(v))
-                .collect(),
-            TensorType::UINT8 => buffer
-                .lock_for_read::<u8>()
-                .map_err(lite(context))?
-                .iter()
-                .map(|&v| f64::from(v))
-                .collect(),
-            TensorType::INT8 => buffer
-                .lock_for_read::<i8>()
-                .map_err(lite(context))?
-                .iter()
-                .map(|&v| f64::from(v))
-                .collect(),
+            TensorType::FLOAT32 => read_output(buffer, |v: f32| f64::from(v))?,
+            TensorType::UINT8 => read_output(buffer, |v: u8| f64::from(v))?,
+            TensorType::INT8 => read_output(buffer, |v: i8| f64::from(v))?,
             _ => self.output_f32(i)?.into_iter().map(f64::from).collect(),
         })
     }
+}
+
+/// An output buffer's elements, each mapped by `convert`.
+fn read_output<T: litert::TensorElement + Copy, U>(
+    buffer: &TensorBuffer,
+    convert: impl Fn(T) -> U,
+) -> Result<Vec<U>, RuntimeError> {
+    let guard = buffer
+        .lock_for_read::<T>()
+        .map_err(lite("reading an output"))?;
+    Ok(guard.iter().map(|&v| convert(v)).collect())
 }
 
 fn copy_into<T: litert::TensorElement>(

@@ -237,14 +237,8 @@ fn not_compiled(
     params: &BenchParams,
     dir: &Path,
 ) -> Result<StageResult, StageError> {
-    let edgetpu_report = ctx
-        .optional_input("edgetpu_report")?
-        .map(read_json)
-        .transpose()?;
-    let scheme = ctx
-        .optional_input("quantize_report")?
-        .map(read_json)
-        .transpose()?
+    let edgetpu_report = optional_report(ctx, "edgetpu_report")?;
+    let scheme = optional_report(ctx, "quantize_report")?
         .and_then(|r| r.get("mode").and_then(Value::as_str).map(str::to_owned));
     let detail = format!(
         "{} holds no compiled model (no Edge TPU compiler ran); the Edge TPU mapping shown is the edgetpu stage's",
@@ -295,6 +289,11 @@ fn write_outputs(
     let detections_json = serde_json::to_vec(detections).map_err(other)?;
     stage_api::write_atomic(&ctx.output_path(DETECTIONS_FILE), &detections_json)
         .map_err(|e| StageError::io(format!("writing {DETECTIONS_FILE}"), e))
+}
+
+/// An optional JSON input (an earlier stage's report), parsed when given.
+fn optional_report(ctx: &StageContext, name: &str) -> Result<Option<Value>, StageError> {
+    ctx.optional_input(name)?.map(read_json).transpose()
 }
 
 fn read_json(path: &Path) -> Result<Value, StageError> {
@@ -426,14 +425,8 @@ fn run_bench(ctx: &StageContext, params: &BenchParams) -> Result<StageResult, St
     }
     let model_path = resolve_model(model_input)?;
     let io = ModelIo::read(&model_path).map_err(input_error)?;
-    let quantize_report = ctx
-        .optional_input("quantize_report")?
-        .map(read_json)
-        .transpose()?;
-    let edgetpu_report = ctx
-        .optional_input("edgetpu_report")?
-        .map(read_json)
-        .transpose()?;
+    let quantize_report = optional_report(ctx, "quantize_report")?;
+    let edgetpu_report = optional_report(ctx, "edgetpu_report")?;
     let mut warnings = Vec::new();
 
     let scheme = quantize_report
