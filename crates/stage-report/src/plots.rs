@@ -3,6 +3,7 @@
 //! model size bars. Output depends only on the numbers, so it is
 //! deterministic; fonts are left to the viewer (`sans-serif`).
 
+use plotters::chart::MeshStyle;
 use plotters::coord::Shift;
 use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
@@ -139,18 +140,20 @@ fn draw_row_mesh<DB: DrawingBackend>(
     chart: &mut ChartContext<'_, DB, Cartesian2d<RangedCoordf64, RangedCoordf64>>,
     x_desc: &str,
 ) -> Result<(), DrawingAreaErrorKind<DB::ErrorType>> {
-    chart
-        .configure_mesh()
-        .disable_y_mesh()
-        .y_labels(0)
-        .x_desc(x_desc)
-        .axis_desc_style(text_style(16.0, MUTED))
+    let mut mesh = chart.configure_mesh();
+    house_style(mesh.disable_y_mesh().y_labels(0).x_desc(x_desc)).draw()
+}
+
+/// The report's axis text and grid lines, shared by every chart.
+fn house_style<'m, 'a, 'b, DB: DrawingBackend>(
+    mesh: &'m mut MeshStyle<'a, 'b, RangedCoordf64, RangedCoordf64, DB>,
+) -> &'m mut MeshStyle<'a, 'b, RangedCoordf64, RangedCoordf64, DB> {
+    mesh.axis_desc_style(text_style(16.0, MUTED))
         .label_style(text_style(15.0, MUTED))
         .light_line_style(GRID_LIGHT)
         .max_light_lines(1)
         .bold_line_style(GRID_BOLD)
         .axis_style(GRID_BOLD)
-        .draw()
 }
 
 fn draw_row_labels<DB: DrawingBackend>(
@@ -347,19 +350,14 @@ pub fn accuracy_vs_latency(report: &Report) -> Result<String, ReportError> {
                 .y_label_area_size(62)
                 .build_cartesian_2d(0.0..x_max, y_min..y_max)
         );
+        let mut mesh = chart.configure_mesh();
         tri!(
             PLOT,
-            chart
-                .configure_mesh()
-                .x_desc("mean latency (ms) — lower is better")
-                .y_desc("mAP@.5 (%)")
-                .axis_desc_style(text_style(16.0, MUTED))
-                .label_style(text_style(15.0, MUTED))
-                .light_line_style(GRID_LIGHT)
-                .max_light_lines(1)
-                .bold_line_style(GRID_BOLD)
-                .axis_style(GRID_BOLD)
-                .draw()
+            house_style(
+                mesh.x_desc("mean latency (ms) — lower is better")
+                    .y_desc("mAP@.5 (%)")
+            )
+            .draw()
         );
         let radius_of = |variant: &VariantMetrics| {
             let share = match (variant.size_mb, max_size > 0.0) {
