@@ -49,8 +49,9 @@ def main():
     quantization_aware = bool(request.get("quantization_aware", True))
     progress("rebuilding the model")
     model, feature_sizes = ssd.build(arch)
+    scheme = request.get("quantization_scheme") or "per_tensor"
     if quantization_aware:
-        model = ssd.quantize(model, request["weight_bits"], request["activation_bits"])
+        model = ssd.quantize(model, request["weight_bits"], request["activation_bits"], scheme)
     tf.train.Checkpoint(model=model).read(request["checkpoint"]).expect_partial()
     anchor_boxes = ssd.anchors(feature_sizes)
 
@@ -58,7 +59,9 @@ def main():
     def serve(image):
         boxes, logits = model(image, training=False)
         scores = tf.sigmoid(logits)
-        if quantization_aware:
+        if quantization_aware and scheme == "per_tensor":
+            # TOCO needs a range for every tensor; the MLIR converter gives
+            # LOGISTIC its fixed int8 output range itself.
             scores = tf.quantization.fake_quant_with_min_max_args(
                 scores, min=0.0, max=1.0, num_bits=request["activation_bits"])
         return tf.identity(boxes), tf.identity(scores)

@@ -26,6 +26,7 @@
 //!   "max_detections": 20,
 //!   "num_classes": 1,
 //!   "trainer": "keras",
+//!   "quantization_scheme": "per_channel" | "per_tensor",
 //!   "weight_bits": 8, "activation_bits": 8,
 //!   "fake_quant_ops": 191
 //! }
@@ -44,7 +45,7 @@ use stage_api::{
     DockerRun, ExecutorKind, InputSpec, OutputSpec, PythonScript, Stage, StageContext, StageError,
     StageResult, dockerfile_image,
 };
-use stage_train::checkpoint_manifest::{CheckpointManifest, Trainer};
+use stage_train::checkpoint_manifest::{CheckpointManifest, QuantScheme, Trainer};
 
 mod tf1;
 
@@ -137,6 +138,7 @@ impl Stage for ExportStage {
                 let request = json!({
                     "checkpoint": checkpoint_dir.join(&manifest.checkpoint_prefix), "arch": arch,
                     "quantization_aware": manifest.quantization_aware,
+                    "quantization_scheme": manifest.quantization_scheme.map(QuantScheme::as_str),
                     "weight_bits": manifest.weight_bits.unwrap_or(8),
                     "activation_bits": manifest.activation_bits.unwrap_or(8),
                     "output": out_dir.join("tflite_graph.pb"), "max_detections": max_detections,
@@ -218,6 +220,10 @@ fn export_json(
     });
     if let Value::Object(map) = &mut doc {
         if manifest.quantization_aware {
+            let scheme = manifest
+                .quantization_scheme
+                .unwrap_or(QuantScheme::PerTensor);
+            map.insert("quantization_scheme".into(), json!(scheme.as_str()));
             map.insert(
                 "weight_bits".into(),
                 json!(manifest.weight_bits.unwrap_or(8)),
@@ -286,6 +292,7 @@ mod tests {
             normalization: MOBILENET_NORMALIZATION,
             num_classes: 1,
             quantization_aware: true,
+            quantization_scheme: Some(QuantScheme::PerChannel),
             weight_bits: Some(8),
             activation_bits: Some(8),
             checkpoint_prefix: "ckpt-10".into(),
@@ -307,6 +314,7 @@ mod tests {
         assert_eq!(doc["max_detections"], 20);
         assert_eq!(doc["weight_bits"], 8);
         assert_eq!(doc["fake_quant_ops"], 191);
+        assert_eq!(doc["quantization_scheme"], "per_channel");
         assert_eq!(doc["trainer"], "keras");
     }
 }

@@ -7,9 +7,15 @@ The request names an output directory; into it this writes
                        serving function ends in a composite function that the
                        converter turns into TFLite_Detection_PostProcess;
   frozen_export/       an export dir with a quantization-aware frozen graph
-                       (FakeQuant ops) ending in a TFLite_Detection_PostProcess
-                       node, as the TF1 SSD exporter writes it;
-  records/             val-00000-of-00001.tfrecord with a few JPEG examples.
+                       (per-tensor FakeQuant ops) ending in a
+                       TFLite_Detection_PostProcess node, as the TF1 SSD
+                       exporter writes it;
+  frozen_export_per_channel/
+                       the same graph with per-channel weight ranges (depthwise
+                       kernels along their output channels), as per-channel
+                       quantization-aware training exports it;
+  records/             train-00000-of-00001.tfrecord (8 JPEG examples) and
+                       val-00000-of-00001.tfrecord (a few more).
 The models are untrained (seeded random weights): the tests check
 conversion, not accuracy. `"backbone": "mobilenet_v2"` in the request puts a
 Keras MobileNetV2 (depth 0.35, 160x160) under the SavedModel's heads, for
@@ -29,6 +35,7 @@ ANCHORS_PER_CELL = 2
 FEATURE_SIZE = 8
 NUM_ANCHORS = FEATURE_SIZE * FEATURE_SIZE * ANCHORS_PER_CELL
 MAX_DETECTIONS = 10
+TRAIN_IMAGES = 8
 INPUT_NAME = "normalized_input_image_tensor"
 POSTPROCESS = "TFLite_Detection_PostProcess"
 SCALES = {"y_scale": 10.0, "x_scale": 10.0, "h_scale": 5.0, "w_scale": 5.0}
@@ -175,11 +182,26 @@ def fake_quant(x, lo, hi, narrow=False):
     )
 
 
-def quantized_conv(x, rng, shape, stride, depthwise=False):
+def fake_quant_channels(weights):
+    """Symmetric int8 ranges per output channel (the last axis)."""
+    bounds = np.abs(weights).reshape(-1, weights.shape[-1]).max(axis=0)
+    return tf.quantization.fake_quant_with_min_max_vars_per_channel(
+        tf.constant(weights), -bounds, bounds, num_bits=8, narrow_range=True
+    )
+
+
+def quantized_conv(x, rng, shape, stride, depthwise=False, per_channel=False):
     """A conv whose weights and activation carry FakeQuant ranges."""
     weights = rng.normal(0.0, 0.2, size=shape).astype(np.float32)
     bound = float(np.abs(weights).max())
-    w = fake_quant(tf.constant(weights), -bound, bound, narrow=True)
+    if per_channel and depthwise:
+        kh, kw, channels, multiplier = shape
+        flat = weights.reshape(kh, kw, 1, channels * multiplier)
+        w = tf.reshape(fake_quant_channels(flat), shape)
+    elif per_channel:
+        w = fake_quant_channels(weights)
+    else:
+        w = fake_quant(tf.constant(weights), -bound, bound, narrow=True)
     strides = [1, stride, stride, 1]
     if depthwise:
         y = tf.nn.depthwise_conv2d(x, w, strides, "SAME")
@@ -191,38 +213,34 @@ def quantized_conv(x, rng, shape, stride, depthwise=False):
     return y
 
 
-def frozen_graph_def():
+def frozen_graph_def(per_channel=False):
     """A QAT-style graph as the TF1 SSD exporter writes it, post-process included."""
     rng = np.random.default_rng(11)
+
+    def conv(x, shape, stride, depthwise=False):
+        return quantized_conv(x, rng, shape, stride, depthwise, per_channel)
+
     graph = tf.Graph()
     with graph.as_default():
         image = tf.compat.v1.placeholder(
             tf.float32, [1, IMAGE_SIZE, IMAGE_SIZE, 3], name=INPUT_NAME
         )
         x = fake_quant(image, -1.0, 1.0)
-        x = fake_quant(tf.nn.relu6(quantized_conv(x, rng, [3, 3, 3, 48], 2)), 0.0, 6.0)
-        x = fake_quant(
-            tf.nn.relu6(quantized_conv(x, rng, [3, 3, 48, 1], 2, depthwise=True)),
-            0.0,
-            6.0,
-        )
-        x = fake_quant(tf.nn.relu6(quantized_conv(x, rng, [1, 1, 48, 64], 1)), 0.0, 6.0)
-        x = fake_quant(
-            tf.nn.relu6(quantized_conv(x, rng, [3, 3, 64, 1], 2, depthwise=True)),
-            0.0,
-            6.0,
-        )
-        boxes = fake_quant(
-            quantized_conv(x, rng, [3, 3, 64, ANCHORS_PER_CELL * 4], 1), -8.0, 8.0
-        )
+        x = fake_quant(tf.nn.relu6(conv(x, [3, 3, 3, 48], 2)), 0.0, 6.0)
+        x = fake_quant(tf.nn.relu6(conv(x, [3, 3, 48, 1], 2, depthwise=True)), 0.0, 6.0)
+        x = fake_quant(tf.nn.relu6(conv(x, [1, 1, 48, 64], 1)), 0.0, 6.0)
+        x = fake_quant(tf.nn.relu6(conv(x, [3, 3, 64, 1], 2, depthwise=True)), 0.0, 6.0)
+        boxes = fake_quant(conv(x, [3, 3, 64, ANCHORS_PER_CELL * 4], 1), -8.0, 8.0)
         boxes = tf.reshape(boxes, [1, NUM_ANCHORS, 4])
         logits = fake_quant(
-            quantized_conv(x, rng, [3, 3, 64, ANCHORS_PER_CELL * (NUM_CLASSES + 1)], 1),
-            -8.0,
-            8.0,
+            conv(x, [3, 3, 64, ANCHORS_PER_CELL * (NUM_CLASSES + 1)], 1), -8.0, 8.0
         )
         logits = tf.reshape(logits, [1, NUM_ANCHORS, NUM_CLASSES + 1])
-        scores = fake_quant(tf.sigmoid(logits), 0.0, 1.0)
+        scores = tf.sigmoid(logits)
+        if not per_channel:
+            # TOCO needs a range on every tensor; the MLIR converter gives
+            # LOGISTIC its fixed int8 range itself.
+            scores = fake_quant(scores, 0.0, 1.0)
         tf.identity(boxes, name="raw_outputs/box_encodings")
         tf.identity(scores, name="raw_outputs/class_predictions")
         tf.constant(anchors(), name="anchors")
@@ -248,14 +266,17 @@ def frozen_graph_def():
     return graph_def
 
 
-def write_frozen_graph(out_dir):
-    export_dir = os.path.join(out_dir, "frozen_export")
+def write_frozen_graph(out_dir, per_channel=False):
+    name = "frozen_export_per_channel" if per_channel else "frozen_export"
+    export_dir = os.path.join(out_dir, name)
     os.makedirs(export_dir, exist_ok=True)
     with open(os.path.join(export_dir, "tflite_graph.pb"), "wb") as f:
-        f.write(frozen_graph_def().SerializeToString())
+        f.write(frozen_graph_def(per_channel).SerializeToString())
     outputs = [POSTPROCESS] + [f"{POSTPROCESS}:{i}" for i in (1, 2, 3)]
+    manifest = export_json("frozen_graph", True, INPUT_NAME, outputs)
+    manifest["quantization_scheme"] = "per_channel" if per_channel else "per_tensor"
     with open(os.path.join(export_dir, "export.json"), "w") as f:
-        json.dump(export_json("frozen_graph", True, INPUT_NAME, outputs), f, indent=2)
+        json.dump(manifest, f, indent=2)
     return export_dir
 
 
@@ -263,7 +284,13 @@ def write_records(out_dir, count):
     records_dir = os.path.join(out_dir, "records")
     os.makedirs(records_dir, exist_ok=True)
     rng = np.random.default_rng(3)
-    path = os.path.join(records_dir, "val-00000-of-00001.tfrecord")
+    for split, images in (("train", TRAIN_IMAGES), ("val", count)):
+        path = os.path.join(records_dir, f"{split}-00000-of-00001.tfrecord")
+        write_shard(path, split, images, rng)
+    return records_dir
+
+
+def write_shard(path, split, count, rng):
     with tf.io.TFRecordWriter(path) as writer:
         for index in range(count):
             height, width = 48 + 8 * index, 80
@@ -282,10 +309,12 @@ def write_records(out_dir, count):
                 "image/width": tf.train.Feature(
                     int64_list=tf.train.Int64List(value=[width])
                 ),
+                "image/source_id": tf.train.Feature(
+                    bytes_list=tf.train.BytesList(value=[f"{split}-{index}".encode()])
+                ),
             }
             example = tf.train.Example(features=tf.train.Features(feature=feature))
             writer.write(example.SerializeToString())
-    return records_dir
 
 
 def main(argv):
@@ -300,6 +329,7 @@ def main(argv):
             out_dir, request.get("backbone", "tiny")
         ),
         "frozen_export": write_frozen_graph(out_dir),
+        "frozen_export_per_channel": write_frozen_graph(out_dir, per_channel=True),
         "records": write_records(out_dir, int(request.get("num_images", 6))),
     }
     with open(argv[2], "w") as f:

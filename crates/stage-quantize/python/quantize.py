@@ -95,6 +95,7 @@ def analyze(path):
         tensor = graph.Tensors(i)
         quant = tensor.Quantization()
         scales = quant.ScaleLength() if quant is not None else 0
+        dimension = quant.QuantizedDimension() if quant is not None and scales > 1 else 0
         tensors.append(
             {
                 "index": i,
@@ -103,6 +104,8 @@ def analyze(path):
                 "shape": [int(tensor.Shape(d)) for d in range(tensor.ShapeLength())],
                 "constant_bytes": buffer_bytes(tensor.Buffer()),
                 "quantized": scales > 0,
+                "scales": scales,
+                "quantized_dimension": dimension,
             }
         )
     operators = []
@@ -160,7 +163,7 @@ def records_of(path):
 
 
 def calibration_images(request):
-    """Decoded, resized, normalized images from the val records."""
+    """Decoded, resized, normalized images of the chosen calibration records."""
     import numpy as np
     import tensorflow as tf
 
@@ -173,13 +176,19 @@ def calibration_images(request):
     norm = request["normalization"]
     mean = np.asarray(as_channels(norm["mean"], "mean"), dtype=np.float32)
     std = np.asarray(as_channels(norm["std"], "std"), dtype=np.float32)
-    wanted = int(request["num_calibration_images"])
+    wanted = {}
+    for record in request["calibration"]:
+        wanted.setdefault(record["shard"], set()).add(int(record["index"]))
+    total = len(request["calibration"])
     features = {"image/encoded": tf.io.FixedLenFeature([], tf.string, default_value="")}
     images = []
-    for path in request["records"]:
+    for path in sorted(wanted):
+        indices = wanted[path]
         for index, raw in records_of(path):
-            if len(images) >= wanted:
-                return images
+            if index > max(indices):
+                break
+            if index not in indices:
+                continue
             where = f"{path} record {index}"
             try:
                 example = tf.io.parse_single_example(raw, features)
@@ -200,10 +209,11 @@ def calibration_images(request):
             pixels = tf.image.resize(tf.cast(pixels, tf.float32), (height, width))
             normalized = (pixels.numpy() - mean) / std
             images.append(normalized[np.newaxis].astype(np.float32))
-            progress(len(images), wanted, f"calibration image {len(images)}")
-    if not images:
+            progress(len(images), total, f"calibration image {len(images)}")
+    if len(images) != total:
         raise QuantizeError(
-            f"no calibration images: the val records {request['records']} hold no examples"
+            f"found {len(images)} of the {total} chosen calibration records; the records "
+            "changed while converting"
         )
     return images
 
@@ -256,12 +266,6 @@ def configure(converter, request, warnings):
         return 0
     if mode == "full_int8":
         images = calibration_images(request)
-        wanted = int(request["num_calibration_images"])
-        if len(images) < wanted:
-            warnings.append(
-                f"calibrated on {len(images)} images, fewer than the {wanted} asked for: "
-                "the val split is smaller"
-            )
 
         def representative_dataset():
             for image in images:
@@ -279,6 +283,19 @@ def configure(converter, request, warnings):
         # scores and counts, and quantizing them would only lose precision.
         converter.inference_input_type = tf_dtype(request["io_type"])
         return len(images)
+    if mode == "qat_int8":
+        # The MLIR converter reads the FakeQuant ranges (per-channel weights,
+        # activations) of a quantization-aware graph, folds BatchNorm into
+        # the per-channel weights and writes int8 ops; the integer input maps
+        # to the model's real input through quantized_input_stats.
+        stats = request["input_stats"]
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        converter.inference_type = tf.int8
+        converter.inference_input_type = tf_dtype(request["io_type"])
+        converter.quantized_input_stats = {
+            request["input"]["name"]: (float(stats["mean"]), float(stats["std_dev"]))
+        }
+        return 0
     if mode == "toco":
         stats = request["toco_input_stats"]
         converter.experimental_new_converter = False

@@ -54,6 +54,12 @@ pub struct Tensor {
     pub constant_bytes: u64,
     /// Carries quantization parameters (scale / zero point).
     pub quantized: bool,
+    /// How many scales it carries: 1 per tensor, one per channel along
+    /// `quantized_dimension` otherwise (0 when not quantized).
+    #[serde(default)]
+    pub scales: usize,
+    #[serde(default)]
+    pub quantized_dimension: usize,
 }
 
 impl Tensor {
@@ -97,6 +103,10 @@ pub struct WeightStorage {
     pub tensor: String,
     /// The stored dtype (`float16` for a float16 weight dequantized at load).
     pub dtype: String,
+    /// Quantization scales of the stored weight (1: per tensor; one per
+    /// output channel: per channel; 0: not quantized).
+    #[serde(default)]
+    pub scales: usize,
 }
 
 impl Operator {
@@ -229,6 +239,7 @@ impl ModelAnalysis {
                     op: op.label(),
                     tensor: weight.name.clone(),
                     dtype: stored.dtype.clone(),
+                    scales: stored.scales,
                 })
             })
             .collect()
@@ -285,6 +296,8 @@ pub(crate) mod tests {
                     shape: vec![1],
                     constant_bytes: *bytes,
                     quantized: matches!(*dtype, "int8" | "uint8"),
+                    scales: usize::from(matches!(*dtype, "int8" | "uint8")),
+                    quantized_dimension: 0,
                 })
                 .collect(),
             operators: ops
@@ -330,7 +343,8 @@ pub(crate) mod tests {
             [WeightStorage {
                 op: "CONV_2D#1".into(),
                 tensor: "w".into(),
-                dtype: "float16".into()
+                dtype: "float16".into(),
+                scales: 0,
             }]
         );
     }

@@ -21,8 +21,19 @@ pub struct ExportManifest {
     /// Whether the graph carries fake-quantization ranges (QAT).
     #[serde(default)]
     pub quantization_aware: bool,
+    /// How a quantization-aware graph fake-quantizes weights (`per_channel`
+    /// or `per_tensor`); exports written before it existed are per-tensor.
+    #[serde(default)]
+    pub quantization_scheme: Option<String>,
     #[serde(default)]
     pub max_detections: Option<u32>,
+}
+
+impl ExportManifest {
+    /// The QAT weight scheme, `per_tensor` where the export does not say.
+    pub fn scheme(&self) -> &str {
+        self.quantization_scheme.as_deref().unwrap_or("per_tensor")
+    }
 }
 
 /// How the graph is stored inside the export directory.

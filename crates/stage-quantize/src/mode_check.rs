@@ -63,6 +63,10 @@ pub fn check(
         Mode::Float16 => check_float16(model, &mut problems),
         Mode::Dynamic => check_dynamic(model, &mut problems, &mut warnings),
         Mode::FullInt8 | Mode::Toco => check_integer(expected.mode, model, &mut problems),
+        Mode::QatInt8 => {
+            check_integer(expected.mode, model, &mut problems);
+            check_per_channel(model, &mut problems)
+        }
     };
     if problems.is_empty() {
         Ok(warnings)
@@ -247,6 +251,46 @@ fn check_integer(mode: Mode, model: &ModelAnalysis, problems: &mut Vec<String>) 
     }
 }
 
+/// `qat_int8`: every conv weight int8 with one scale per output channel.
+fn check_per_channel(model: &ModelAnalysis, problems: &mut Vec<String>) -> &'static str {
+    let weights = model.weights();
+    let per_tensor: Vec<String> = weights
+        .iter()
+        .filter(|w| w.scales < 2)
+        .map(|w| {
+            format!(
+                "{} ({} scale{})",
+                w.op,
+                w.scales,
+                if w.scales == 1 { "" } else { "s" }
+            )
+        })
+        .collect();
+    if !per_tensor.is_empty() {
+        problems.push(format!(
+            "{} of {} conv/fully-connected weights have no per-channel scales: {}",
+            per_tensor.len(),
+            weights.len(),
+            quote(&per_tensor)
+        ));
+    }
+    let not_int8: Vec<String> = weights
+        .iter()
+        .filter(|w| w.dtype != "int8")
+        .map(|w| format!("{} ({})", w.op, w.dtype))
+        .collect();
+    if !not_int8.is_empty() {
+        problems.push(format!(
+            "{} weights are not int8 (per-channel quantization is int8): {}",
+            not_int8.len(),
+            quote(&not_int8)
+        ));
+    }
+    "qat_int8 converts a per-channel quantization-aware graph with the MLIR converter: train \
+     with `quantization: {scheme: per_channel}` and the keras backend; a per-tensor graph \
+     belongs to mode `toco`, and ops left in float lacked a FakeQuant range in training"
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -304,6 +348,28 @@ mod tests {
         );
         assert!(message.contains("what to do:"), "{message}");
         assert!(message.contains("mode `dynamic`"), "{message}");
+    }
+
+    #[test]
+    fn qat_int8_needs_per_channel_weight_scales() {
+        let mut detector = int8_detector("int8");
+        let err = check(expect(Mode::QatInt8, "uint8"), &detector).unwrap_err();
+        assert_eq!(
+            err.problems,
+            ["1 of 1 conv/fully-connected weights have no per-channel scales: CONV_2D#1 (1 scale)"]
+        );
+        assert!(err.to_string().contains("scheme: per_channel"), "{err}");
+        detector.tensors[2].scales = 32;
+        detector.tensors[2].quantized_dimension = 0;
+        let warnings = check(expect(Mode::QatInt8, "uint8"), &detector).unwrap();
+        assert!(warnings.is_empty(), "{warnings:?}");
+        // uint8 weights (TOCO's) are not what qat_int8 promises.
+        detector.tensors[2].dtype = "uint8".into();
+        let err = check(expect(Mode::QatInt8, "uint8"), &detector).unwrap_err();
+        assert_eq!(
+            err.problems,
+            ["1 weights are not int8 (per-channel quantization is int8): CONV_2D#1 (uint8)"]
+        );
     }
 
     #[test]

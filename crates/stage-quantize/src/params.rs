@@ -3,20 +3,35 @@
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+pub use crate::calibration::CalibrationSplit;
+
 /// Params of the `quantize` stage.
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct QuantizeParams {
     /// The conversion: `float32` (no quantization), `float16` (float16
     /// weights), `dynamic` (int8 weights, float activations), `full_int8`
-    /// (int8 weights and activations, calibrated on the val split) or `toco`
-    /// (a quantization-aware frozen graph to uint8 with the legacy converter).
+    /// (post-training: int8 weights per channel and activations, calibrated
+    /// on sample images), `qat_int8` (a per-channel quantization-aware
+    /// frozen graph to a full-integer int8 model with the MLIR converter,
+    /// ranges from training, no calibration) or `toco` (a per-tensor
+    /// quantization-aware frozen graph to uint8 with the legacy converter).
     pub mode: Mode,
-    /// Images of the val split used to calibrate activation ranges (`full_int8`).
+    /// Images that calibrate activation ranges (`full_int8`).
     #[serde(default = "default_calibration_images")]
     pub num_calibration_images: u32,
-    /// Input tensor type of a `full_int8` model. The detection post-process
-    /// always returns float32 boxes, classes, scores and counts.
+    /// The split calibration images are drawn from (`full_int8`): `train`
+    /// (default), so no scored val image sets a range, or `val`.
+    #[serde(default)]
+    pub calibration_split: CalibrationSplit,
+    /// Seed of the calibration sample: the same records, seed and count
+    /// always calibrate on the same images (`full_int8`).
+    #[serde(default)]
+    pub calibration_seed: u64,
+    /// Input tensor type of a `full_int8` model (`float`, `int8`, `uint8`)
+    /// or a `qat_int8` one (`int8`, or `uint8` when left at `float`). The
+    /// detection post-process always returns float32 boxes, classes, scores
+    /// and counts.
     #[serde(default)]
     pub io_type: IoType,
     /// `toco`: the uint8 input value that maps to 0.0 (`mean_values`).
@@ -43,6 +58,7 @@ pub enum Mode {
     Float16,
     Dynamic,
     FullInt8,
+    QatInt8,
     Toco,
 }
 
@@ -53,6 +69,7 @@ impl Mode {
             Mode::Float16 => "float16",
             Mode::Dynamic => "dynamic",
             Mode::FullInt8 => "full_int8",
+            Mode::QatInt8 => "qat_int8",
             Mode::Toco => "toco",
         }
     }
@@ -95,6 +112,8 @@ mod tests {
         let params: QuantizeParams = serde_json::from_str(r#"{"mode":"full_int8"}"#).unwrap();
         assert_eq!(params.mode, Mode::FullInt8);
         assert_eq!(params.num_calibration_images, 100);
+        assert_eq!(params.calibration_split, CalibrationSplit::Train);
+        assert_eq!(params.calibration_seed, 0);
         assert_eq!(params.io_type, IoType::Float);
         assert_eq!(params.toco_mean_value, 128.0);
         assert_eq!(params.toco_std_dev_value, 128.0);

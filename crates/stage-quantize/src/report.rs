@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::analysis::{FloatTensor, ModelAnalysis, TensorSummary, WeightStorage};
+use crate::calibration::CalibrationSet;
 use crate::export_manifest::ExportFormat;
 use crate::params::Mode;
 
@@ -25,6 +26,9 @@ pub struct QuantizeReport {
     pub model_size_bytes: u64,
     pub conversion_seconds: f64,
     pub calibration_images: u32,
+    /// Which images calibrated a `full_int8` model (`null` otherwise).
+    #[serde(default)]
+    pub calibration: Option<CalibrationSummary>,
     /// Op name (custom ops by their own name) -> how many.
     pub ops: BTreeMap<String, usize>,
     pub op_total: usize,
@@ -44,6 +48,31 @@ pub struct QuantizeReport {
     pub matches_mode: bool,
     pub problems: Vec<String>,
     pub warnings: Vec<String>,
+}
+
+/// The calibration sample as the report shows it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CalibrationSummary {
+    /// `train` or `val`.
+    pub split: String,
+    pub seed: u64,
+    /// Records in that split.
+    pub available: u64,
+    pub images: usize,
+    /// `<shard>#<record> <source id>`, in reading order.
+    pub records: Vec<String>,
+}
+
+impl CalibrationSummary {
+    pub fn of(set: &CalibrationSet) -> Self {
+        Self {
+            split: set.split.as_str().to_owned(),
+            seed: set.seed,
+            available: set.available,
+            images: set.records.len(),
+            records: set.labels(),
+        }
+    }
 }
 
 /// What the conversion itself measured.
@@ -77,6 +106,7 @@ impl QuantizeReport {
             model_size_bytes: facts.model_size_bytes,
             conversion_seconds: facts.conversion_seconds,
             calibration_images: facts.calibration_images,
+            calibration: None,
             op_total: ops.values().sum(),
             ops,
             has_detection_postprocess: model.has_postprocess(),

@@ -2,7 +2,7 @@
 //! the managed environment or the mode's Docker image, then reports on the
 //! model and fails when it does not match the requested mode.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 use stage_api::{
@@ -10,11 +10,11 @@ use stage_api::{
 };
 
 use crate::analysis::ModelAnalysis;
+use crate::calibration::{self, CalibrationRecord};
 use crate::export_manifest::{Export, ExportFormat, InputTensor, Normalization};
 use crate::mode_check::{Expectation, check};
 use crate::params::{IoType, Mode, QuantizeParams};
-use crate::report::{ConversionFacts, QuantizeReport, REPORT_FILE};
-use crate::val_records::val_shards;
+use crate::report::{CalibrationSummary, ConversionFacts, QuantizeReport, REPORT_FILE};
 
 /// The conversion script, relative to the workspace root.
 pub const SCRIPT: &str = "crates/stage-quantize/python/quantize.py";
@@ -29,7 +29,7 @@ impl Stage for QuantizeStage {
     type Params = QuantizeParams;
     const KIND: &'static str = "quantize";
     const DESCRIPTION: &'static str = "Converts an exported detector to TFLite (float32, float16, \
-        dynamic, full_int8 or toco) and fails when the result does not match the mode.";
+        dynamic, full_int8, qat_int8 or toco) and fails when the result does not match the mode.";
     const USES_PYTHON: bool = true;
 
     fn inputs() -> Vec<InputSpec> {
@@ -40,7 +40,8 @@ impl Stage for QuantizeStage {
             ),
             InputSpec::optional(
                 "records",
-                "the dataset's records directory; its val-*.tfrecord shards calibrate full_int8",
+                "the dataset's records directory; a seeded sample of its train (or val) shards \
+                 calibrates full_int8",
             ),
         ]
     }
@@ -61,20 +62,43 @@ impl Stage for QuantizeStage {
         let mut warnings = plan_warnings(&params);
         check_mode_fits_export(&params, &export)?;
         warnings.extend(toco_stats_warning(&params, &export.manifest.normalization));
-        let records = match params.mode {
+        let calibration = match params.mode {
             Mode::FullInt8 => {
                 let dir = ctx.optional_input("records")?.ok_or_else(|| {
                     StageError::input(
-                        "mode `full_int8` calibrates on the val split: add \
+                        "mode `full_int8` calibrates on sample images: add \
                          `records: ${<dataset stage>.records}` to this stage's inputs",
                     )
                 })?;
-                val_shards(dir).map_err(|e| StageError::input(format!("input `records`: {e}")))?
+                ctx.progress(0, Some(1), "choosing calibration images");
+                Some(
+                    calibration::choose(
+                        dir,
+                        params.calibration_split,
+                        params.num_calibration_images,
+                        params.calibration_seed,
+                    )
+                    .map_err(|e| StageError::input(format!("input `records`: {e}")))?,
+                )
             }
-            _ => Vec::new(),
+            _ => None,
         };
+        if let Some(set) = &calibration
+            && (set.records.len() as u64) < u64::from(params.num_calibration_images)
+        {
+            warnings.push(format!(
+                "calibrated on {} images, fewer than the {} asked for: the {} split holds no more",
+                set.records.len(),
+                params.num_calibration_images,
+                set.split.as_str()
+            ));
+        }
         let model_path = ctx.output_path(MODEL_FILE);
-        let request = ConversionRequest::new(&params, &export, records, &model_path);
+        let input_stats = input_stats(&params, &export)?;
+        let records = calibration
+            .as_ref()
+            .map_or(&[][..], |set| set.records.as_slice());
+        let request = ConversionRequest::new(&params, &export, records, input_stats, &model_path);
         ctx.progress(0, Some(1), format!("converting to {}", params.mode));
         let result = run_script(ctx, params.mode, &request).map_err(|err| {
             with_conversion_hint(err, &params, export.manifest.quantization_aware)
@@ -94,6 +118,7 @@ impl Stage for QuantizeStage {
             calibration_images: result.calibration_images,
         };
         let mut report = QuantizeReport::new(facts, &result.analysis);
+        report.calibration = calibration.as_ref().map(CalibrationSummary::of);
         warnings.extend(result.warnings);
         let outcome = check(
             Expectation {
@@ -145,16 +170,18 @@ impl Stage for QuantizeStage {
 pub fn expected_input_dtype(params: &QuantizeParams) -> &'static str {
     match params.mode {
         Mode::FullInt8 => params.io_type.dtype(),
-        Mode::Toco => "uint8",
+        Mode::QatInt8 if params.io_type == IoType::Int8 => "int8",
+        Mode::QatInt8 | Mode::Toco => "uint8",
         Mode::Float32 | Mode::Float16 | Mode::Dynamic => "float32",
     }
 }
 
 fn plan_warnings(params: &QuantizeParams) -> Vec<String> {
     let mut warnings = Vec::new();
-    if params.mode != Mode::FullInt8 && params.io_type != IoType::Float {
+    if !matches!(params.mode, Mode::FullInt8 | Mode::QatInt8) && params.io_type != IoType::Float {
         warnings.push(format!(
-            "`io_type: {}` applies to mode full_int8 only and was ignored (toco inputs are uint8)",
+            "`io_type: {}` applies to modes full_int8 and qat_int8 only and was ignored (toco \
+             inputs are uint8)",
             params.io_type.dtype()
         ));
     }
@@ -189,22 +216,29 @@ fn toco_stats_warning(params: &QuantizeParams, normalization: &Normalization) ->
 fn check_mode_fits_export(params: &QuantizeParams, export: &Export) -> Result<(), StageError> {
     let manifest = &export.manifest;
     let path = export.manifest_path.display();
-    if params.mode == Mode::Toco {
-        if manifest.format != ExportFormat::FrozenGraph {
-            return Err(StageError::input(format!(
-                "mode `toco` converts a frozen graph (format `frozen_graph`, tflite_graph.pb) \
-                 with the legacy converter, but {path} describes a SavedModel; export with the \
-                 TF1 exporter (export_tflite_ssd_graph.py) or use mode `full_int8`"
-            )));
-        }
-        if !manifest.quantization_aware {
-            return Err(StageError::input(format!(
-                "mode `toco` needs a quantization-aware graph whose FakeQuant ops give every \
-                 activation its range, but {path} says `quantization_aware: false` (TOCO would \
-                 abort with \"does not have MinMax information\"); train with quantization or \
-                 use mode `full_int8`"
-            )));
-        }
+    let qat_mode = matches!(params.mode, Mode::Toco | Mode::QatInt8);
+    if qat_mode && manifest.format != ExportFormat::FrozenGraph {
+        return Err(StageError::input(format!(
+            "mode `{}` converts a quantization-aware frozen graph (format `frozen_graph`, \
+             tflite_graph.pb), but {path} describes a SavedModel; export a quantization-aware \
+             `keras` checkpoint (or use the TF1 exporter), or use mode `full_int8`",
+            params.mode
+        )));
+    }
+    if qat_mode && !manifest.quantization_aware {
+        return Err(StageError::input(format!(
+            "mode `{}` needs a quantization-aware graph whose FakeQuant ops give every \
+             activation its range, but {path} says `quantization_aware: false`; train with \
+             `quantization` or use mode `full_int8`",
+            params.mode
+        )));
+    }
+    if params.mode == Mode::Toco && manifest.scheme() == "per_channel" {
+        return Err(StageError::input(format!(
+            "mode `toco` writes per-tensor uint8 models, but {path} was trained with per-channel \
+             fake-quantization (the legacy converter cannot read per-channel ranges); convert it \
+             with mode `qat_int8`, or train with `quantization.scheme: per_tensor` for TOCO"
+        )));
     }
     if params.mode == Mode::FullInt8 && params.num_calibration_images == 0 {
         return Err(StageError::input(
@@ -213,6 +247,42 @@ fn check_mode_fits_export(params: &QuantizeParams, export: &Export) -> Result<()
         ));
     }
     Ok(())
+}
+
+/// `qat_int8`: how the integer input maps to the model's real input, from
+/// the export's normalization (`real = (q - mean) / std` for uint8; int8
+/// shifts the mean by 128).
+fn input_stats(
+    params: &QuantizeParams,
+    export: &Export,
+) -> Result<Option<TocoInputStats>, StageError> {
+    if params.mode != Mode::QatInt8 {
+        return Ok(None);
+    }
+    let norm = &export.manifest.normalization;
+    let (means, stds) = (norm.mean.values(), norm.std.values());
+    let single = |values: &[f64]| {
+        values
+            .first()
+            .copied()
+            .filter(|first| values.iter().all(|v| (v - first).abs() < 1e-9))
+    };
+    let (Some(mean), Some(std)) = (single(&means), single(&stds)) else {
+        return Err(StageError::input(format!(
+            "{}: normalization mean {means:?} / std {stds:?} differs per channel, but an integer \
+             input has one scale and zero point; export with one mean and std for all channels",
+            export.manifest_path.display()
+        )));
+    };
+    let shift = if expected_input_dtype(params) == "int8" {
+        128.0
+    } else {
+        0.0
+    };
+    Ok(Some(TocoInputStats {
+        mean: mean - shift,
+        std_dev: std,
+    }))
 }
 
 /// Adds what to do to converter failures whose cause is known.
@@ -227,8 +297,8 @@ fn with_conversion_hint(
         return StageError::Other(format!(
             "{message}\nwhat to do: this graph carries FakeQuant ranges from quantization-aware \
              training, and the int8 quantizer cannot always reconcile them (e.g. ranges that \
-             differ slightly across a CONCATENATION); convert it with mode `toco`, or run \
-             full_int8 on the float export"
+             differ slightly across a CONCATENATION); convert it with mode `qat_int8` (or \
+             `toco` when it was trained per-tensor), or run full_int8 on the float export"
         ));
     }
     err
@@ -243,10 +313,12 @@ pub struct ConversionRequest<'a> {
     pub input: &'a InputTensor,
     pub output_names: &'a [String],
     pub normalization: &'a Normalization,
-    pub records: Vec<PathBuf>,
-    pub num_calibration_images: u32,
+    /// The calibration sample (`full_int8`), in reading order.
+    pub calibration: &'a [CalibrationRecord],
     pub io_type: &'static str,
     pub toco_input_stats: TocoInputStats,
+    /// `qat_int8`: the integer input's `quantized_input_stats`.
+    pub input_stats: Option<TocoInputStats>,
     pub output_path: &'a Path,
 }
 
@@ -261,7 +333,8 @@ impl<'a> ConversionRequest<'a> {
     pub fn new(
         params: &QuantizeParams,
         export: &'a Export,
-        records: Vec<PathBuf>,
+        calibration: &'a [CalibrationRecord],
+        input_stats: Option<TocoInputStats>,
         output_path: &'a Path,
     ) -> Self {
         Self {
@@ -271,13 +344,13 @@ impl<'a> ConversionRequest<'a> {
             input: &export.manifest.input,
             output_names: &export.manifest.outputs,
             normalization: &export.manifest.normalization,
-            records,
-            num_calibration_images: params.num_calibration_images,
-            io_type: params.io_type.dtype(),
+            calibration,
+            io_type: expected_input_dtype(params),
             toco_input_stats: TocoInputStats {
                 mean: params.toco_mean_value,
                 std_dev: params.toco_std_dev_value,
             },
+            input_stats,
             output_path,
         }
     }
@@ -335,6 +408,8 @@ mod tests {
     use stage_api::{
         DockerSettings, ExecutorKind, ExecutorSettings, PROTOCOL_VERSION, StageRequest,
     };
+
+    use std::path::PathBuf;
 
     fn workspace_root() -> PathBuf {
         Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
@@ -434,7 +509,10 @@ mod tests {
         let hinted =
             with_conversion_hint(failure(), &params(r#"{"mode":"full_int8"}"#), true).to_string();
         assert!(hinted.contains("same scale constraint"), "{hinted}");
-        assert!(hinted.contains("convert it with mode `toco`"), "{hinted}");
+        assert!(
+            hinted.contains("convert it with mode `qat_int8`"),
+            "{hinted}"
+        );
         let plain =
             with_conversion_hint(failure(), &params(r#"{"mode":"full_int8"}"#), false).to_string();
         assert!(!plain.contains("what to do"), "{plain}");
@@ -456,9 +534,17 @@ mod tests {
             "float32"
         );
         assert_eq!(expected_input_dtype(&params(r#"{"mode":"toco"}"#)), "uint8");
+        assert_eq!(
+            expected_input_dtype(&params(r#"{"mode":"qat_int8"}"#)),
+            "uint8"
+        );
+        assert_eq!(
+            expected_input_dtype(&params(r#"{"mode":"qat_int8","io_type":"int8"}"#)),
+            "int8"
+        );
         let warnings = plan_warnings(&params(r#"{"mode":"dynamic","io_type":"uint8"}"#));
         assert!(
-            warnings[0].contains("applies to mode full_int8 only"),
+            warnings[0].contains("applies to modes full_int8 and qat_int8 only"),
             "{warnings:?}"
         );
     }

@@ -83,6 +83,7 @@ fn context(
 struct Fixtures {
     saved_model_export: PathBuf,
     frozen_export: PathBuf,
+    frozen_export_per_channel: PathBuf,
     records: PathBuf,
     _dir: tempfile::TempDir,
 }
@@ -105,6 +106,7 @@ fn fixtures(python: &Path) -> &'static Fixtures {
         Fixtures {
             saved_model_export: path("saved_model_export"),
             frozen_export: path("frozen_export"),
+            frozen_export_per_channel: path("frozen_export_per_channel"),
             records: path("records"),
             _dir: dir,
         }
@@ -322,7 +324,43 @@ fn full_int8_has_int8_convs_uint8_input_and_a_float_postprocess() {
 }
 
 #[test]
-fn full_int8_calibrates_on_what_the_val_split_has() {
+fn full_int8_calibrates_on_a_seeded_sample_of_the_train_split() {
+    let Some(python) = python() else { return };
+    let fx = fixtures(&python);
+    let params = json!({"mode": "full_int8", "io_type": "uint8", "num_calibration_images": 3,
+                        "calibration_seed": 5});
+    let c = convert(&python, params.clone(), &fx.saved_model_export);
+    let calibration = c.report.calibration.as_ref().unwrap();
+    assert_eq!(calibration.split, "train");
+    assert_eq!(calibration.seed, 5);
+    assert_eq!(calibration.available, 8);
+    assert_eq!(calibration.images, 3);
+    assert_eq!(c.report.calibration_images, 3);
+    // Only train records, never a scored val image.
+    for label in &calibration.records {
+        assert!(
+            label.starts_with("train-00000-of-00001.tfrecord#"),
+            "{label}"
+        );
+        assert!(label.contains(" train-"), "{label}");
+    }
+    // The same seed calibrates on the same images, another seed on others.
+    let again = convert(&python, params, &fx.saved_model_export);
+    assert_eq!(again.report.calibration, c.report.calibration);
+    let other = convert(
+        &python,
+        json!({"mode": "full_int8", "io_type": "uint8", "num_calibration_images": 3,
+               "calibration_seed": 6}),
+        &fx.saved_model_export,
+    );
+    assert_ne!(
+        other.report.calibration.as_ref().unwrap().records,
+        calibration.records
+    );
+}
+
+#[test]
+fn full_int8_calibrates_on_what_the_split_has() {
     let Some(python) = python() else { return };
     let fx = fixtures(&python);
     let c = convert(
@@ -330,16 +368,89 @@ fn full_int8_calibrates_on_what_the_val_split_has() {
         json!({"mode": "full_int8", "io_type": "int8"}),
         &fx.frozen_export,
     );
-    assert_eq!(c.report.calibration_images, 6);
+    assert_eq!(c.report.calibration_images, 8);
     assert_eq!(c.report.inputs[0].dtype, "int8");
     assert!(
         c.result
             .warnings
             .iter()
-            .any(|w| w.contains("calibrated on 6 images")),
+            .any(|w| w.contains("calibrated on 8 images, fewer than the 100 asked for")),
         "{:?}",
         c.result.warnings
     );
+    let val = convert(
+        &python,
+        json!({"mode": "full_int8", "calibration_split": "val", "num_calibration_images": 4}),
+        &fx.frozen_export,
+    );
+    let calibration = val.report.calibration.as_ref().unwrap();
+    assert_eq!(calibration.split, "val");
+    assert!(
+        calibration.records.iter().all(|r| r.starts_with("val-")),
+        "{calibration:?}"
+    );
+}
+
+#[test]
+fn qat_int8_writes_per_channel_int8_weights_and_a_uint8_input() {
+    let Some(python) = python() else { return };
+    let fx = fixtures(&python);
+    let c = convert(
+        &python,
+        json!({"mode": "qat_int8"}),
+        &fx.frozen_export_per_channel,
+    );
+    let r = &c.report;
+    assert_eq!(r.converter, "tflite");
+    assert_eq!(r.inputs[0].dtype, "uint8");
+    assert_eq!(r.calibration_images, 0);
+    assert_eq!(r.calibration, None);
+    assert!(r.float_compute_ops.is_empty(), "{:?}", r.float_compute_ops);
+    assert_eq!(r.ops[DETECTION_POSTPROCESS], 1);
+    assert_eq!(r.ops["QUANTIZE"], 1, "{:?}", r.ops);
+    assert_eq!(r.ops["DEQUANTIZE"], 2, "{:?}", r.ops);
+    // One scale per output channel: 48, 48 (depthwise), 64, 64 (depthwise)
+    // and the two heads' 8 and 4 channels.
+    let scales: Vec<(String, usize)> = r
+        .weights
+        .iter()
+        .map(|w| (w.dtype.clone(), w.scales))
+        .collect();
+    let int8 = |n| ("int8".to_owned(), n);
+    assert_eq!(
+        scales,
+        [int8(48), int8(48), int8(64), int8(64), int8(8), int8(4)]
+    );
+    assert!(ratio(&python, &c) > 1.8);
+}
+
+#[test]
+fn qat_int8_refuses_a_float_export_and_toco_a_per_channel_one() {
+    let Some(python) = python() else { return };
+    let fx = fixtures(&python);
+    let err = match try_convert(
+        &python,
+        json!({"mode": "qat_int8"}),
+        &fx.saved_model_export,
+        &fx.records,
+    ) {
+        Ok(_) => panic!("a float SavedModel converted as qat_int8"),
+        Err(err) => err.to_string(),
+    };
+    assert!(
+        err.contains("mode `qat_int8` converts a quantization-aware frozen graph"),
+        "{err}"
+    );
+    let err = match try_convert(
+        &python,
+        json!({"mode": "toco"}),
+        &fx.frozen_export_per_channel,
+        &fx.records,
+    ) {
+        Ok(_) => panic!("TOCO took per-channel ranges"),
+        Err(err) => err.to_string(),
+    };
+    assert!(err.contains("convert it with mode `qat_int8`"), "{err}");
 }
 
 #[test]
@@ -430,12 +541,12 @@ fn a_failing_conversion_quotes_the_python_traceback() {
 }
 
 #[test]
-fn a_truncated_val_shard_is_named_in_the_error() {
+fn a_truncated_train_shard_is_named_in_the_error() {
     let Some(python) = python() else { return };
     let fx = fixtures(&python);
     let records = tempfile::tempdir().unwrap();
-    let shard = std::fs::read(fx.records.join("val-00000-of-00001.tfrecord")).unwrap();
-    let truncated = records.path().join("val-00000-of-00001.tfrecord");
+    let shard = std::fs::read(fx.records.join("train-00000-of-00001.tfrecord")).unwrap();
+    let truncated = records.path().join("train-00000-of-00001.tfrecord");
     std::fs::write(&truncated, &shard[..shard.len() / 2]).unwrap();
     let params = json!({"mode": "full_int8", "num_calibration_images": 100});
     let err = match try_convert(&python, params, &fx.saved_model_export, records.path()) {

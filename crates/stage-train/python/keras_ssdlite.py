@@ -13,6 +13,7 @@ Imported by train_keras.py (train stage) and export_keras.py (export stage).
 """
 
 import math
+import re
 
 import numpy as np
 import tensorflow as tf
@@ -206,15 +207,46 @@ def loss(box_targets, class_targets, positive, box_encodings, class_logits):
     return loc, cls
 
 
-def quantize(model, weight_bits, activation_bits):
-    """Wraps the model with fake-quantization (per-tensor, as TOCO needs)."""
+# The layers whose outputs feed the two Concatenates of the heads: their
+# outputs stay unquantized in per-channel QAT, so the concatenations' own
+# ranges reach back through the Reshapes (TFLite's CONCATENATION needs one
+# scale for its inputs and output).
+def head_output_layers(model):
+    return {layer.name for layer in model.layers
+            if re.fullmatch(r"head\d+_(box|cls)", layer.name)}
+
+
+def quantize(model, weight_bits, activation_bits, scheme="per_tensor"):
+    """Wraps the model with fake-quantization (tensorflow-model-optimization).
+
+    `per_tensor`: one range per weight tensor (DefaultNBitQuantizeScheme with
+    per-axis disabled), what the legacy TOCO converter's uint8 models need.
+    `per_channel`: the default 8-bit scheme (per-axis conv weights, BatchNorm
+    left for the converter to fold, which per-channel scales absorb exactly)
+    with one range per output channel for depthwise kernels as well (tfmot's
+    per-axis quantizer takes the kernel's last axis, which for
+    DepthwiseConv2D is the depth multiplier), for the MLIR converter's
+    full-integer int8 models.
+    """
     import tensorflow_model_optimization as tfmot
+
+    if scheme == "per_channel":
+        from qat_scheme import PerChannelScheme, custom_objects
+
+        if (weight_bits, activation_bits) != (8, 8):
+            raise ValueError("the per-channel scheme quantizes to 8 bits only")
+        annotated = tfmot.quantization.keras.quantize_annotate_model(model)
+        with tfmot.quantization.keras.quantize_scope(custom_objects()):
+            return tfmot.quantization.keras.quantize_apply(
+                annotated, PerChannelScheme(head_output_layers(model)))
+    if scheme != "per_tensor":
+        raise ValueError(f"unknown quantization scheme {scheme!r}")
     from tensorflow_model_optimization.python.core.quantization.keras.experimental.default_n_bit import (
         default_n_bit_quantize_scheme,
     )
 
-    scheme = default_n_bit_quantize_scheme.DefaultNBitQuantizeScheme(
+    per_tensor = default_n_bit_quantize_scheme.DefaultNBitQuantizeScheme(
         disable_per_axis=True, num_bits_weight=weight_bits, num_bits_activation=activation_bits
     )
     annotated = tfmot.quantization.keras.quantize_annotate_model(model)
-    return tfmot.quantization.keras.quantize_apply(annotated, scheme)
+    return tfmot.quantization.keras.quantize_apply(annotated, per_tensor)

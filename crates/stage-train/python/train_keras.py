@@ -3,24 +3,38 @@
 argv: python train_keras.py request.json result.json
 request: {"model_dir": path, "train_records": glob, "arch": {...},
           "steps": N, "quantization": null | {"delay": D, "weight_bits": 8,
-          "activation_bits": 8}, "init": "scratch" | "teacher",
+          "activation_bits": 8, "scheme": "per_channel" | "per_tensor",
+          "range_warmup_steps": R, "freeze_batch_norm_after": F | null},
+          "init": "scratch" | "teacher" | "checkpoint", "init_checkpoint": prefix,
           "batch_size": B, "learning_rate": {...}, "horizontal_flip": bool,
           "seed": S, "threads": T}
 result:  {"checkpoint_prefix": "ckpt-N", "steps": N, "losses": [[step, loss]...],
           "seconds_per_step": ..., "first_step_seconds": ..., "train_seconds": ...,
           "init": "scratch" | "teacher ...", "init_detail": {...},
-          "fake_quant_layers": K, "quantized_from_step": D}
+          "fake_quant_layers": K, "quantized_from_step": D,
+          "range_warmup": {...}, "batch_norm_frozen_at_step": F | null}
 
 With `init: teacher` the model starts from the pretrained pedestrian
 teacher's weights (teacher_weights.py), and the result records how closely
-the loaded model reproduces the teacher's raw outputs on a fixed image.
+the loaded model reproduces the teacher's raw outputs on a fixed image; with
+`init: checkpoint` from another float Keras checkpoint (the float branch's).
 Under quantization, steps before `delay` train the float model; then tfmot
-wraps it with fake-quantization (weights and activations, per-tensor) and
-training goes on with the quantized model, which is what the checkpoint
-holds (TF checkpoint format, the Keras model's weights). BatchNorm stays
-unfolded during training (the converter folds it): folding it first, as the
-TF1 rewriter does, left the per-tensor weight ranges of the depthwise layers
-too coarse and the fine-tuning loss several times higher.
+wraps it with fake-quantization (keras_ssdlite.quantize: per-channel for the
+MLIR converter, per-tensor for TOCO) and training goes on with the quantized
+model, which is what the checkpoint holds (TF checkpoint format, the Keras
+model's weights). BatchNorm stays unfolded during training (the converter
+folds it; per-channel weight scales absorb the fold exactly).
+
+Range warm-up: tfmot starts every activation range at [-6, 6] and moves it
+by an exponential average with decay 0.999, so after 1,000 steps a third of
+the starting guess is still in it. With `range_warmup_steps: R`, R batches
+first run forward only (no weight update, BatchNorm in inference mode) with
+the decay set so each range becomes the plain mean of the batches' ranges;
+training then goes on with tfmot's decay from ranges that fit the model.
+`freeze_batch_norm_after: F` switches BatchNorm to its moving statistics
+(and stops training its scale and offset) F steps after fake-quantization
+starts, as the TF1 rewriter's freeze_bn_delay does: the small batches of a
+CPU fine-tune give noisy batch statistics that inference never sees.
 """
 
 import json
@@ -104,8 +118,19 @@ def learning_rate(spec, steps):
 
 def initialize(model, request):
     """Loads the starting weights; returns (init label, detail for the result)."""
-    if request.get("init", "scratch") == "scratch":
+    init = request.get("init", "scratch")
+    if init == "scratch":
         return "scratch", {}
+    if init == "checkpoint":
+        prefix = request["init_checkpoint"]
+        progress(0, request["steps"], "loading the float checkpoint")
+        status = tf.train.Checkpoint(model=model).read(prefix)
+        try:
+            status.assert_existing_objects_matched()
+        except AssertionError as err:
+            raise SystemExit(f"init: checkpoint: {prefix} does not fit this model: {err}")
+        status.expect_partial()
+        return f"checkpoint {os.path.basename(prefix)}", {"checkpoint": prefix}
     progress(0, request["steps"], "loading the teacher's weights")
     try:
         teacher = teacher_weights.locate()
@@ -117,6 +142,81 @@ def initialize(model, request):
     detail = dict(teacher, **loaded, **teacher_weights.fidelity(model, request["arch"], graph))
     label = f"teacher {teacher['package']} {teacher['version']} (sha256 {teacher['sha256'][:12]})"
     return label, detail
+
+
+class RangeAveraging:
+    """Sets the decay of tfmot's activation-range averages.
+
+    tfmot hard-codes 0.999 in its moving-average quantizer; the patch reads
+    a variable instead, so the same quantizers can average plainly during
+    the range warm-up and go on with 0.999 afterwards.
+    """
+
+    def __init__(self):
+        from tensorflow_model_optimization.python.core.quantization.keras import (
+            quant_ops,
+            quantizers,
+        )
+
+        self.decay = tf.Variable(0.999, trainable=False, dtype=tf.float32)
+        original = quant_ops.MovingAvgQuantize
+        decay = self.decay
+
+        def moving_average_quantize(*args, **kwargs):
+            kwargs["ema_decay"] = decay
+            return original(*args, **kwargs)
+
+        quantizers.quant_ops.MovingAvgQuantize = moving_average_quantize
+
+
+def batch_norm_layers(model):
+    """The BatchNormalization layers, inside tfmot's wrappers or not."""
+    found = []
+    for layer in model.layers:
+        inner = getattr(layer, "layer", layer)
+        if isinstance(inner, tf.keras.layers.BatchNormalization):
+            found.append(inner)
+    return found
+
+
+def freeze_batch_norm(model):
+    """Moving statistics from now on; scale and offset stop training."""
+    for layer in batch_norm_layers(model):
+        layer.trainable = False
+
+
+def warm_up_ranges(model, data, steps, averaging, total_steps, done):
+    """Forward passes that settle the activation ranges; returns their spread."""
+    frozen = [layer for layer in batch_norm_layers(model) if layer.trainable]
+    for layer in frozen:
+        layer.trainable = False
+
+    @tf.function
+    def observe(images):
+        model(images, training=True)
+
+    for step in range(1, steps + 1):
+        # Weight (t-1)/t on the running value: the plain mean of t batches.
+        averaging.decay.assign((step - 1) / step)
+        observe(next(data)[0])
+        progress(done, total_steps, f"range warm-up {step}/{steps}")
+    averaging.decay.assign(0.999)
+    for layer in frozen:
+        layer.trainable = True
+    return {"steps": steps, **activation_range_summary(model)}
+
+
+def activation_range_summary(model):
+    """How many activation ranges the model has and their median width."""
+    bounds = {}
+    for v in model.non_trainable_variables:
+        name = v.name.split(":")[0]
+        if "kernel" in name or not name.endswith(("_min", "_max")):
+            continue
+        bounds.setdefault(name[:-4], {})[name[-3:]] = float(v.numpy().max() if name.endswith("max") else v.numpy().min())
+    widths = sorted(b["max"] - b["min"] for b in bounds.values() if len(b) == 2)
+    return {"activation_ranges": len(widths),
+            "median_range": widths[len(widths) // 2] if widths else None}
 
 
 def count_fake_quant(model):
@@ -139,6 +239,8 @@ def main():
     tf.config.experimental.enable_op_determinism()
     steps = int(request["steps"])
     quantization = request.get("quantization")
+    if quantization:
+        quantization.setdefault("scheme", "per_tensor")
     delay = int(quantization["delay"]) if quantization else None
     progress(0, steps, "building the Keras SSDLite")
     float_model, feature_sizes = ssd.build(request["arch"])
@@ -164,16 +266,30 @@ def main():
     model = float_model
     step_fn = make_step(model)
     quantized_from = None
+    frozen_at = None
+    warmup = None
+    freeze_after = quantization.get("freeze_batch_norm_after") if quantization else None
+    averaging = RangeAveraging() if quantization else None
     losses, times = [], []
     started = time.time()
     for step in range(1, steps + 1):
         if step - 1 == delay and quantized_from is None:
-            progress(step - 1, steps, "inserting fake-quantization (tfmot)")
+            progress(step - 1, steps, f"inserting fake-quantization (tfmot, {quantization['scheme']})")
             model = ssd.quantize(float_model, quantization["weight_bits"],
-                                 quantization["activation_bits"])
+                                 quantization["activation_bits"], quantization["scheme"])
+            warmup_steps = int(quantization.get("range_warmup_steps") or 0)
+            if warmup_steps:
+                warmup = warm_up_ranges(model, data, warmup_steps, averaging, steps, step - 1)
             optimizer = tf.keras.optimizers.SGD(learning_rate=lr, momentum=0.9)
             step_fn = make_step(model)
             quantized_from = step - 1
+        if (freeze_after is not None and quantized_from is not None and frozen_at is None
+                and step - 1 >= quantized_from + int(freeze_after)):
+            progress(step - 1, steps, "freezing BatchNorm statistics")
+            freeze_batch_norm(model)
+            optimizer = tf.keras.optimizers.SGD(learning_rate=lr, momentum=0.9)
+            step_fn = make_step(model)
+            frozen_at = step - 1
         lr.assign(lr_at(step - 1))
         t0 = time.time()
         value = float(step_fn(*next(data)))
@@ -193,7 +309,7 @@ def main():
     tf.train.Checkpoint(model=model).write(prefix)
     fake_quant_layers, _ = count_fake_quant(model)
     # The first step and the first fake-quantized step include graph tracing.
-    traced = {0} if quantized_from is None else {0, quantized_from}
+    traced = {0} | {i for i in (quantized_from, frozen_at) if i is not None}
     later = [t for i, t in enumerate(times) if i not in traced] or times
     result = {
         "checkpoint_prefix": os.path.basename(prefix),
@@ -208,6 +324,9 @@ def main():
         "init_detail": init_detail,
         "fake_quant_layers": fake_quant_layers,
         "quantized_from_step": quantized_from,
+        "quantization_scheme": quantization["scheme"] if quantization else None,
+        "range_warmup": warmup,
+        "batch_norm_frozen_at_step": frozen_at,
         "num_anchors": int(anchor_boxes.shape[0]),
         "feature_sizes": feature_sizes,
     }

@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::params::{Backend, Init, ModelKind, TrainParams};
+use crate::params::{Backend, Init, ModelKind, QuantScheme, TrainParams};
 
 /// Scripts, relative to the workspace root.
 pub const VALIDATE_SCRIPT: &str = "crates/stage-train/python/validate_config.py";
@@ -51,6 +51,31 @@ pub fn plan(params: &TrainParams, docker: bool) -> Result<Plan, String> {
                  `min_depth: 16` (got {} and {}); or use `init: scratch`",
                 params.depth_multiplier, params.min_depth
             ));
+        }
+    }
+    if params.init == Init::Checkpoint && plan != Plan::Keras {
+        return Err(format!(
+            "`init: checkpoint` fine-tunes another `keras` train stage's checkpoint; use \
+             `backend: keras` (backend `{}` starts from `fine_tune_checkpoint`)",
+            params.backend.as_str()
+        ));
+    }
+    if let Some(q) = &params.quantization
+        && plan != Plan::Keras
+    {
+        if q.scheme == QuantScheme::PerChannel && plan == Plan::OdapiTf1 {
+            return Err(
+                "the TF1 OD API's graph_rewriter fake-quantizes per tensor (for TOCO); set \
+                 `quantization.scheme: per_tensor`, or train per-channel with `backend: keras`"
+                    .to_owned(),
+            );
+        }
+        if q.range_warmup_steps > 0 || q.freeze_batch_norm_after.is_some() {
+            return Err(
+                "`quantization.range_warmup_steps` and `freeze_batch_norm_after` are settings \
+                 of the Keras trainer; use `backend: keras` or remove them"
+                    .to_owned(),
+            );
         }
     }
     Ok(plan)
@@ -158,6 +183,9 @@ mod tests {
             delay: 0,
             weight_bits: 8,
             activation_bits: 8,
+            scheme: QuantScheme::PerChannel,
+            range_warmup_steps: 0,
+            freeze_batch_norm_after: None,
         });
         assert_eq!(plan(&qat, false), Ok(Plan::Keras));
         qat.model = ModelKind::SsdMobilenetV2;
@@ -167,6 +195,42 @@ mod tests {
         assert!(plan(&tf1, false).unwrap_err().contains("--executor docker"));
         assert_eq!(plan(&tf1, true), Ok(Plan::OdapiTf1));
         assert_eq!(image(Backend::OdapiTf1), "odapi-tf1");
+    }
+
+    #[test]
+    fn checkpoint_starts_and_qat_settings_belong_to_the_keras_trainer() {
+        let fine_tune = params(serde_json::json!({
+            "backend": "keras", "init": "checkpoint",
+            "quantization": {"range_warmup_steps": 50, "freeze_batch_norm_after": 0}}));
+        assert_eq!(plan(&fine_tune, false), Ok(Plan::Keras));
+        let odapi = params(serde_json::json!({"init": "checkpoint"}));
+        let err = plan(&odapi, false).unwrap_err();
+        assert!(
+            err.contains("`init: checkpoint`") && err.contains("backend: keras"),
+            "{err}"
+        );
+        let tf1 =
+            params(serde_json::json!({"backend": "odapi-tf1", "quantization": {"delay": 10}}));
+        let err = plan(&tf1, true).unwrap_err();
+        assert!(err.contains("scheme: per_tensor"), "{err}");
+        let tf1 = params(serde_json::json!({"backend": "odapi-tf1",
+            "quantization": {"scheme": "per_tensor", "range_warmup_steps": 5}}));
+        let err = plan(&tf1, true).unwrap_err();
+        assert!(err.contains("settings of the Keras trainer"), "{err}");
+        let tf1 = params(serde_json::json!({"backend": "odapi-tf1",
+            "quantization": {"scheme": "per_tensor"}}));
+        assert_eq!(plan(&tf1, true), Ok(Plan::OdapiTf1));
+    }
+
+    #[test]
+    fn per_channel_training_is_8_bit() {
+        let four = params(serde_json::json!({"backend": "keras",
+            "quantization": {"weight_bits": 4}}));
+        let err = four.check().unwrap_err();
+        assert!(err.contains("scheme: per_tensor"), "{err}");
+        let four = params(serde_json::json!({"backend": "keras",
+            "quantization": {"weight_bits": 4, "scheme": "per_tensor"}}));
+        assert_eq!(four.check(), Ok(()));
     }
 
     #[test]

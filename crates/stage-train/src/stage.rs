@@ -10,9 +10,9 @@ use stage_api::{
 };
 
 use crate::backend::{self, Plan};
-use crate::checkpoint_manifest::{CheckpointManifest, MOBILENET_NORMALIZATION, Trainer};
+use crate::checkpoint_manifest::{CheckpointManifest, MANIFEST, MOBILENET_NORMALIZATION, Trainer};
 use crate::config::{self, DataPaths};
-use crate::params::TrainParams;
+use crate::params::{Init, TrainParams};
 
 /// The `train` stage.
 pub struct TrainStage;
@@ -36,6 +36,10 @@ impl Stage for TrainStage {
                 "directory with train-*.tfrecord and val-*.tfrecord shards",
             ),
             InputSpec::one("label_map", "label_map.pbtxt (class ids from 1)"),
+            InputSpec::optional(
+                "init_checkpoint",
+                "another `keras` train stage's float `checkpoint/` to start from (`init: checkpoint`)",
+            ),
         ]
     }
 
@@ -82,6 +86,7 @@ impl Stage for TrainStage {
                 .transpose()?,
         };
 
+        let init_checkpoint = init_checkpoint(ctx, &params, num_classes)?;
         let checkpoint_dir = ctx.output_path(CHECKPOINT_DIR);
         create_dir(&checkpoint_dir)?;
         let text = config::render(ctx.workspace_root(), &params, num_classes, &data)
@@ -115,6 +120,7 @@ impl Stage for TrainStage {
                     "model_dir": checkpoint_dir, "train_records": data.train_records,
                     "arch": arch(&params, num_classes), "steps": params.steps,
                     "quantization": params.quantization, "init": params.init.as_str(),
+                    "init_checkpoint": init_checkpoint,
                     "batch_size": params.batch_size, "learning_rate": params.learning_rate,
                     "horizontal_flip": params.augmentations.contains(&crate::params::Augmentation::HorizontalFlip),
                     "seed": params.seed, "threads": threads,
@@ -151,6 +157,7 @@ impl Stage for TrainStage {
             normalization: MOBILENET_NORMALIZATION,
             num_classes,
             quantization_aware,
+            quantization_scheme: params.quantization.as_ref().map(|q| q.scheme),
             weight_bits: params.quantization.as_ref().map(|q| q.weight_bits),
             activation_bits: params.quantization.as_ref().map(|q| q.activation_bits),
             checkpoint_prefix: prefix.clone(),
@@ -308,6 +315,67 @@ fn run_tf1(
 
 /// Resolves a fine-tune checkpoint: a prefix path (absolute or relative to
 /// the workspace) whose `.index` exists.
+/// The float checkpoint prefix `init: checkpoint` starts from, after
+/// checking it fits this stage's model; `None` for other inits.
+fn init_checkpoint(
+    ctx: &StageContext,
+    params: &TrainParams,
+    num_classes: u32,
+) -> Result<Option<PathBuf>, StageError> {
+    let input = ctx.optional_input("init_checkpoint")?;
+    let dir = match (params.init, input) {
+        (Init::Checkpoint, Some(dir)) => dir,
+        (Init::Checkpoint, None) => {
+            return Err(StageError::input(
+                "`init: checkpoint` starts from another train stage's float checkpoint: add \
+                 `init_checkpoint: ${<float train stage>.checkpoint}` to this stage's inputs",
+            ));
+        }
+        (_, Some(_)) => {
+            return Err(StageError::input(format!(
+                "input `init_checkpoint` is wired but `init` is `{}`; set `init: checkpoint` to \
+                 start from it, or remove the input",
+                params.init.as_str()
+            )));
+        }
+        (_, None) => return Ok(None),
+    };
+    let manifest = CheckpointManifest::load(dir)
+        .map_err(|e| StageError::input(format!("input `init_checkpoint`: {e}")))?;
+    let path = dir.join(MANIFEST);
+    if manifest.trainer != Trainer::Keras {
+        return Err(StageError::input(format!(
+            "input `init_checkpoint`: {} was written by the `{}` trainer; `init: checkpoint` \
+             loads checkpoints of `backend: keras`",
+            path.display(),
+            manifest.trainer.as_str()
+        )));
+    }
+    if manifest.quantization_aware {
+        return Err(StageError::input(format!(
+            "input `init_checkpoint`: {} is quantization-aware; start from the float branch's \
+             checkpoint (a train stage without `quantization`)",
+            path.display()
+        )));
+    }
+    let wanted = arch(params, num_classes);
+    for key in ["input_size", "depth_multiplier", "min_depth", "num_classes"] {
+        let theirs = manifest.arch.as_ref().and_then(|a| a.get(key));
+        if theirs != wanted.get(key) {
+            return Err(StageError::input(format!(
+                "input `init_checkpoint`: {} has `{key}` {} but this stage trains {}; the \
+                 architectures must match to load the weights",
+                path.display(),
+                theirs.map_or_else(|| "(none)".to_owned(), Value::to_string),
+                wanted
+                    .get(key)
+                    .map_or_else(|| "(none)".to_owned(), Value::to_string),
+            )));
+        }
+    }
+    Ok(Some(dir.join(&manifest.checkpoint_prefix)))
+}
+
 fn resolve_checkpoint(workspace_root: &Path, reference: &str) -> Result<String, StageError> {
     let path = if Path::new(reference).is_absolute() {
         PathBuf::from(reference)
