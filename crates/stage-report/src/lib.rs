@@ -1,7 +1,8 @@
 //! The comparison report of a pipeline run.
 //!
-//! Reads the bench stage's `bench.json` files (one per model variant) and
-//! writes `report.md`, a self-contained `report.html` with inline SVG plots,
+//! Reads the bench stage's `bench.json` files (one per model variant), and
+//! optionally their `evaluation.json` files (per-image evaluations, for
+//! paired bootstrap intervals of the accuracy metrics), and writes `report.md`, a self-contained `report.html` with inline SVG plots,
 //! and `metrics.json` (one entry per variant; also the format a later run
 //! compares against as its baseline). Output depends only on the inputs, so
 //! the stage caches well: no clocks, no absolute paths.
@@ -14,6 +15,7 @@ pub mod bench;
 pub mod error;
 pub mod format;
 pub mod html;
+pub mod intervals;
 pub mod markdown;
 pub mod metrics;
 pub mod plots;
@@ -42,10 +44,12 @@ pub struct BaselineSource {
     pub label: String,
 }
 
-/// Builds the report from bench result files, optionally diffed against a
+/// Builds the report from bench result files and their per-image
+/// evaluations (may be empty: no intervals), optionally diffed against a
 /// baseline, and writes the three outputs into `out_dir` atomically.
 pub fn generate(
     benches: &[PathBuf],
+    evaluations: &[PathBuf],
     options: &ReportOptions,
     baseline: Option<&BaselineSource>,
     out_dir: &Path,
@@ -54,7 +58,11 @@ pub fn generate(
         .iter()
         .map(|p| LoadedBench::load(p))
         .collect::<Result<Vec<_>, _>>()?;
-    let mut report = analyze(loaded, options)?;
+    let evaluations = evaluations
+        .iter()
+        .map(|p| intervals::LoadedEvaluation::load(p))
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut report = analyze(loaded, &evaluations, options)?;
     if let Some(source) = baseline {
         let old = baseline::load(&source.path)?;
         report.doc.baseline = Some(baseline::diff(&report.doc, &old, &source.label));

@@ -44,6 +44,7 @@ fn main_table(out: &mut String, report: &Report) {
     let reference = doc.reference_variant.as_deref().unwrap_or("float32");
     let _ = writeln!(out, "## Results per variant\n");
     let vs = format!("× {reference}");
+    let delta_map = format!("Δ mAP vs {reference} (pts)");
     let delta = format!("Δ mAP@.5 vs {reference} (pts)");
     let header = [
         "Variant",
@@ -57,6 +58,7 @@ fn main_table(out: &mut String, report: &Report) {
         "FPS",
         "mAP (%)",
         "mAP@.5 (%)",
+        delta_map.as_str(),
         delta.as_str(),
     ];
     let rows: Vec<Vec<String>> = doc
@@ -73,19 +75,33 @@ fn main_table(out: &mut String, report: &Report) {
                 format::latency(v, v.latency_p50_ms),
                 format::latency(v, v.latency_p99_ms),
                 format::fps(v),
-                format::percent(v.map),
-                format::percent(v.map50),
-                format::signed(v.delta_map50_points, 1),
+                format::percent(v.map) + &format::bracket(v.intervals.map, 100.0, 1, false),
+                format::percent(v.map50) + &format::bracket(v.intervals.map50, 100.0, 1, false),
+                format::signed(v.delta_map_points, 1)
+                    + &format::bracket(v.intervals.delta_map_points, 1.0, 1, true),
+                format::signed(v.delta_map50_points, 1)
+                    + &format::bracket(v.intervals.delta_map50_points, 1.0, 1, true),
             ]
         })
         .collect();
     table(out, &header, &rows);
+    if let Some(b) = &doc.bootstrap {
+        let _ = writeln!(
+            out,
+            "Brackets: {:.0}% paired bootstrap intervals ({} resamples of the {} val images, seed {}).\n",
+            b.confidence * 100.0,
+            b.resamples,
+            b.images,
+            b.seed
+        );
+    }
 }
 
 fn verdict_mark(verdict: Verdict) -> &'static str {
     match verdict {
         Verdict::Met => "✅ met",
         Verdict::Missed => "❌ missed",
+        Verdict::Inconclusive => "❔ inconclusive",
         Verdict::NotEvaluated => "➖ not evaluated",
     }
 }
@@ -104,6 +120,10 @@ fn targets(out: &mut String, report: &Report) {
                     Some(m) => format!("{m:.2} {}", t.unit),
                     None => MISSING.to_owned(),
                 },
+                match t.interval {
+                    Some(_) => format::bracket(t.interval, 1.0, 2, false).trim().to_owned(),
+                    None => MISSING.to_owned(),
+                },
                 verdict_mark(t.verdict).to_owned(),
                 t.detail.clone(),
             ]
@@ -111,7 +131,9 @@ fn targets(out: &mut String, report: &Report) {
         .collect();
     table(
         out,
-        &["Target", "Variant", "Measured", "Verdict", "Detail"],
+        &[
+            "Target", "Variant", "Measured", "Interval", "Verdict", "Detail",
+        ],
         &rows,
     );
 }
@@ -276,7 +298,8 @@ fn details(out: &mut String, report: &Report) {
                 v.variant.clone(),
                 format::fixed(v.quant_box_mae, 4),
                 format::fixed(v.quant_score_mae, 4),
-                format::fixed(v.quant_matched_iou, 3),
+                format::fixed(v.quant_matched_iou, 3)
+                    + &format::bracket(v.intervals.matched_iou, 1.0, 3, false),
                 format::fixed(v.quant_detections_gained, 0),
                 format::fixed(v.quant_detections_lost, 0),
             ]

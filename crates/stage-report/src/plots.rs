@@ -29,6 +29,7 @@ pub fn role_color(role: Option<Role>) -> RGBColor {
         Some(Role::Dynamic) => RGBColor(112, 72, 232),
         Some(Role::FullInt8) => RGBColor(232, 89, 12),
         Some(Role::QatToco) => RGBColor(47, 158, 68),
+        Some(Role::QatInt8) => RGBColor(194, 37, 146),
         Some(Role::EdgeTpu) => RGBColor(224, 49, 49),
         Some(Role::Other) | None => RGBColor(134, 142, 150),
     }
