@@ -206,6 +206,17 @@ fn smoke_pipeline_runs_end_to_end_then_entirely_from_the_cache() {
     let html = std::fs::read_to_string(output_file(&sandbox, &lock, "report", "html"))
         .unwrap_or_else(|e| panic!("{e}"));
     assert!(html.contains("<svg"), "report.html has no plot");
+    // Pictures: the val images (fewer than the 6 sampled) with every
+    // variant's boxes, and the precision-recall curves.
+    let figures = output_file(&sandbox, &lock, "report", "figures");
+    let drawn = std::fs::read_dir(&figures)
+        .unwrap_or_else(|e| panic!("{}: {e}", figures.display()))
+        .filter_map(Result::ok)
+        .filter(|e| e.file_name().to_string_lossy().starts_with("image-"))
+        .count();
+    assert_eq!(drawn as f64, number(&metrics, "/bootstrap/images").min(6.0));
+    assert!(figures.join("precision-recall.svg").is_file());
+    assert!(html.contains("data:image/jpeg;base64,"), "report.html has no embedded image");
 
     // Nothing changed: every stage comes from the cache.
     let second = sandbox.run(&["pipeline", "smoke.yaml"]);

@@ -8,6 +8,7 @@ use serde_json::Value;
 
 use crate::bench::LoadedBench;
 use crate::error::ReportError;
+use crate::gallery::{self, Figure, GalleryParams, PrCurve};
 use crate::intervals::{Bootstrap, BootstrapParams, LoadedEvaluation};
 use crate::metrics::{
     AccuracyIntervals, BootstrapInfo, InputRecord, METRICS_SCHEMA, MetricsDoc, VariantMetrics,
@@ -25,6 +26,10 @@ pub struct ReportOptions {
     pub targets: Vec<TargetSpec>,
     /// How accuracy intervals are resampled.
     pub bootstrap: BootstrapParams,
+    /// The dataset's records directory, for pictures of the detections.
+    pub records: Option<std::path::PathBuf>,
+    /// Which val images to draw.
+    pub gallery: GalleryParams,
     /// Extra notes from the pipeline author, shown verbatim.
     pub notes: Vec<String>,
     /// Facts about where the models came from, from earlier stages' outputs
@@ -39,6 +44,8 @@ impl Default for ReportOptions {
             reference_variant: None,
             targets: targets::default_targets(),
             bootstrap: BootstrapParams::default(),
+            records: None,
+            gallery: GalleryParams::default(),
             notes: Vec::new(),
             provenance: Vec::new(),
         }
@@ -53,6 +60,10 @@ pub struct Report {
     pub samples: Vec<Vec<f64>>,
     /// Honest notes on what the numbers are and are not.
     pub notes: Vec<String>,
+    /// Per variant with a per-image evaluation, its precision–recall curve at IoU 0.5.
+    pub pr_curves: Vec<PrCurve>,
+    /// Sample val images with every variant's detections (needs `records`).
+    pub figures: Vec<Figure>,
 }
 
 const MB: f64 = 1024.0 * 1024.0;
@@ -249,10 +260,36 @@ pub fn analyze(
         }),
         baseline: None,
     };
+    let roles: BTreeMap<String, Role> = doc
+        .variants
+        .iter()
+        .filter_map(|v| v.role.map(|r| (v.variant.clone(), r)))
+        .collect();
+    let pr_curves = gallery::pr_curves(evaluations, &roles)?;
+    let figures = match &options.records {
+        Some(records) if bootstrap.is_some() => {
+            // Reference first, then the report's row order.
+            let mut order: Vec<&VariantMetrics> = doc.variants.iter().collect();
+            order.sort_by_key(|v| Some(&v.variant) != doc.reference_variant.as_ref());
+            let panels: Vec<_> = order
+                .iter()
+                .filter_map(|v| {
+                    evaluations
+                        .iter()
+                        .find(|e| e.doc.variant == v.variant && !e.doc.images.is_empty())
+                        .map(|e| (v.variant.as_str(), v.role, &e.doc))
+                })
+                .collect();
+            gallery::figures(records, &panels, &options.gallery)?
+        }
+        _ => Vec::new(),
+    };
     Ok(Report {
         doc,
         samples,
         notes,
+        pr_curves,
+        figures,
     })
 }
 

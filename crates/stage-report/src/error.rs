@@ -40,6 +40,8 @@ pub enum ReportError {
         second: String,
         detail: String,
     },
+    #[error("records directory {path}: {detail}")]
+    BadRecords { path: PathBuf, detail: String },
     #[error("bootstrap: {detail}")]
     Bootstrap { detail: String },
     #[error("drawing the {plot} plot: {detail}")]

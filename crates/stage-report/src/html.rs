@@ -48,6 +48,7 @@ tbody tr:hover { background: #f8f9ff; }
 .card.not_evaluated { background: var(--na-bg); }
 .card.inconclusive { background: #fff9db; border-color: #ffe066; }
 .card.inconclusive .verdict { color: #e67700; }
+figure.sample svg { width: 100%; height: auto; }
 .ci { color: var(--muted); font-size: 12px; white-space: nowrap; }
 .card .verdict { font-size: 12px; font-weight: 700; text-transform: uppercase; letter-spacing: .05em; }
 .card.met .verdict { color: var(--good); } .card.missed .verdict { color: var(--bad); }
@@ -105,6 +106,7 @@ pub fn render(report: &Report) -> Result<String, ReportError> {
          <figure>{size_svg}<figcaption>Model file size; the ratio is relative to the reference variant.</figcaption></figure>\n\
          </section>"
     );
+    pictures(&mut out, report)?;
     if let Some(diff) = &doc.baseline {
         baseline(&mut out, diff, &doc.variants);
     }
@@ -119,6 +121,32 @@ pub fn render(report: &Report) -> Result<String, ReportError> {
         if doc.inputs.len() == 1 { "" } else { "s" }
     );
     Ok(out)
+}
+
+/// Precision–recall curves and the sample images with every variant's boxes.
+fn pictures(out: &mut String, report: &Report) -> Result<(), ReportError> {
+    if report.pr_curves.is_empty() && report.figures.is_empty() {
+        return Ok(());
+    }
+    out.push_str("<section><h2>Detections</h2>\n");
+    if !report.pr_curves.is_empty() {
+        let _ = writeln!(
+            out,
+            "<figure>{}<figcaption>Precision against recall at IoU 0.5 over the val split \
+             (COCO's interpolated precision); the area under a curve is the variant's mAP@.5.</figcaption></figure>",
+            inline_svg(&plots::precision_recall(&report.pr_curves)?)
+        );
+    }
+    for figure in &report.figures {
+        let _ = writeln!(
+            out,
+            "<figure class=\"sample\">{}<figcaption>{}</figcaption></figure>",
+            inline_svg(&figure.svg),
+            code_spans(&esc(&figure.caption))
+        );
+    }
+    out.push_str("</section>\n");
+    Ok(())
 }
 
 /// Inline SVG needs no namespace declaration in HTML; dropping it keeps the

@@ -14,6 +14,7 @@ pub mod baseline;
 pub mod bench;
 pub mod error;
 pub mod format;
+pub mod gallery;
 pub mod html;
 pub mod intervals;
 pub mod markdown;
@@ -35,6 +36,10 @@ pub use metrics::{METRICS_SCHEMA, MetricsDoc};
 pub const MARKDOWN_FILE: &str = "report.md";
 pub const HTML_FILE: &str = "report.html";
 pub const METRICS_FILE: &str = "metrics.json";
+/// Directory beside them with the figures as SVG files.
+pub const FIGURES_DIR: &str = "figures";
+/// The precision–recall plot inside [`FIGURES_DIR`].
+pub const PR_CURVES_FILE: &str = "precision-recall.svg";
 
 /// A baseline to compare against and how to name it in the report.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -83,12 +88,28 @@ pub fn write_outputs(report: &Report, out_dir: &Path) -> Result<(), ReportError>
     })?;
     let html = html::render(report)?;
     let markdown = markdown::render(report);
-    for (name, text) in [
-        (MARKDOWN_FILE, markdown),
-        (HTML_FILE, html),
-        (METRICS_FILE, metrics + "\n"),
-    ] {
-        let path = out_dir.join(name);
+    let figures = out_dir.join(FIGURES_DIR);
+    std::fs::create_dir_all(&figures).map_err(|source| ReportError::Write {
+        path: figures.clone(),
+        source,
+    })?;
+    let mut files: Vec<(String, String)> = Vec::new();
+    if !report.pr_curves.is_empty() {
+        files.push((
+            format!("{FIGURES_DIR}/{PR_CURVES_FILE}"),
+            plots::precision_recall(&report.pr_curves)?,
+        ));
+    }
+    for figure in &report.figures {
+        files.push((format!("{FIGURES_DIR}/{}", figure.file), figure.svg.clone()));
+    }
+    files.extend([
+        (MARKDOWN_FILE.to_owned(), markdown),
+        (HTML_FILE.to_owned(), html),
+        (METRICS_FILE.to_owned(), metrics + "\n"),
+    ]);
+    for (name, text) in files {
+        let path = out_dir.join(&name);
         stage_api::write_atomic(&path, text.as_bytes()).map_err(|source| ReportError::Write {
             path: path.clone(),
             source,

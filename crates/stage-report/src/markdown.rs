@@ -15,6 +15,7 @@ pub fn render(report: &Report) -> String {
     main_table(&mut out, report);
     targets(&mut out, report);
     published(&mut out, report);
+    pictures(&mut out, report);
     if let Some(diff) = &doc.baseline {
         baseline(&mut out, diff);
     }
@@ -226,6 +227,31 @@ fn baseline(out: &mut String, diff: &BaselineDiff) {
         .collect();
     if !rows.is_empty() {
         table(out, &["Target", "Baseline", "Current"], &rows);
+    }
+}
+
+fn pictures(out: &mut String, report: &Report) {
+    if report.pr_curves.is_empty() && report.figures.is_empty() {
+        return;
+    }
+    let _ = writeln!(out, "## Detections\n");
+    if !report.pr_curves.is_empty() {
+        let _ = writeln!(
+            out,
+            "![Precision against recall at IoU 0.5 per variant]({}/{})\n",
+            crate::FIGURES_DIR,
+            crate::PR_CURVES_FILE
+        );
+    }
+    for figure in &report.figures {
+        let _ = writeln!(
+            out,
+            "![{}]({}/{})\n\n{}\n",
+            figure.file,
+            crate::FIGURES_DIR,
+            figure.file,
+            figure.caption
+        );
     }
 }
 

@@ -6,11 +6,12 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 use stage_api::{InputSpec, OutputSpec, Stage, StageContext, StageError, StageResult};
 
+use stage_report::gallery::GalleryParams;
 use stage_report::intervals::BootstrapParams;
 use stage_report::metrics::Verdict;
 use stage_report::targets::{TargetSpec, default_targets};
 use stage_report::{
-    BaselineSource, HTML_FILE, MARKDOWN_FILE, METRICS_FILE, ReportError, ReportOptions,
+    BaselineSource, FIGURES_DIR, HTML_FILE, MARKDOWN_FILE, METRICS_FILE, ReportError, ReportOptions,
 };
 
 /// Params of the report stage.
@@ -45,6 +46,10 @@ pub struct ReportParams {
     /// Paired bootstrap over the val images for the accuracy intervals.
     #[serde(default)]
     pub bootstrap: BootstrapParams,
+    /// Sample val images drawn with every variant's detections (needs the
+    /// `records` input and `evaluations`).
+    #[serde(default)]
+    pub gallery: GalleryParams,
     /// Notes shown verbatim in the report (dataset caveats, training budget).
     #[serde(default)]
     pub notes: Vec<String>,
@@ -75,6 +80,11 @@ impl Stage for ReportStage {
                      results for bootstrap intervals; without them accuracy has no intervals",
                 )
             },
+            InputSpec::optional(
+                "records",
+                "the dataset's records directory (the benches' `records`): its val images are \
+                 drawn with every variant's detections",
+            ),
             InputSpec {
                 required: false,
                 ..InputSpec::many(
@@ -99,6 +109,11 @@ impl Stage for ReportStage {
             OutputSpec::new(
                 "metrics",
                 "metrics.json: one entry per variant, targets, baseline diff",
+            ),
+            OutputSpec::new(
+                "figures",
+                "figures/: precision-recall curves and sample images with every variant's \
+                 boxes, as SVG files (also inline in report.html)",
             ),
         ]
     }
@@ -133,6 +148,8 @@ impl Stage for ReportStage {
             reference_variant: params.reference_variant,
             targets: params.targets,
             bootstrap: params.bootstrap,
+            records: ctx.optional_input("records")?.map(PathBuf::from),
+            gallery: params.gallery,
             notes: params.notes,
             provenance: stage_report::provenance::from_paths(&provenance)
                 .map_err(to_stage_error)?,
@@ -167,6 +184,7 @@ impl Stage for ReportStage {
             .output("markdown", MARKDOWN_FILE)
             .output("html", HTML_FILE)
             .output("metrics", METRICS_FILE)
+            .output("figures", FIGURES_DIR)
             .metric("variants", doc.variants.len())
             .metric("targets_met", met)
             .metric("targets_missed", missed)
@@ -205,6 +223,7 @@ fn to_stage_error(err: ReportError) -> StageError {
         other @ (ReportError::BadBench { .. }
         | ReportError::BadEvaluation { .. }
         | ReportError::DifferentImages { .. }
+        | ReportError::BadRecords { .. }
         | ReportError::BadBaseline { .. }
         | ReportError::BadProvenance { .. }
         | ReportError::NoBenches

@@ -539,6 +539,7 @@ fn stage_binary_runs_a_request() {
         [
             ("benches", true, true),
             ("evaluations", true, false),
+            ("records", false, false),
             ("provenance", true, false)
         ]
     );
