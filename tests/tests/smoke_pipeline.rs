@@ -171,7 +171,32 @@ fn smoke_pipeline_runs_end_to_end_then_entirely_from_the_cache() {
         .iter()
         .filter_map(|t| t["verdict"].as_str())
         .collect();
-    assert_eq!(verdicts.len(), 3, "{metrics}");
+    assert_eq!(verdicts.len(), 6, "{metrics}");
+    assert!(
+        verdicts
+            .iter()
+            .all(|v| ["met", "missed", "inconclusive", "not_evaluated"].contains(v)),
+        "{verdicts:?}"
+    );
+    // Paired bootstrap intervals from the benches' per-image evaluations:
+    // every variant has one; float32 against itself is exactly zero.
+    assert_eq!(
+        number(&metrics, "/bootstrap/resamples"),
+        1000.0,
+        "{metrics}"
+    );
+    assert!(number(&metrics, "/bootstrap/images") >= 1.0, "{metrics}");
+    for variant in variants {
+        let (low, high) = (
+            number(variant, "/intervals/map/low"),
+            number(variant, "/intervals/map/high"),
+        );
+        assert!(0.0 <= low && low <= high && high <= 1.0, "{variant}");
+    }
+    let float_row = &variants[0];
+    assert_eq!(float_row["variant"], "float32", "{metrics}");
+    assert_eq!(number(float_row, "/intervals/delta_map_points/low"), 0.0);
+    assert_eq!(number(float_row, "/intervals/delta_map_points/high"), 0.0);
     let markdown = std::fs::read_to_string(output_file(&sandbox, &lock, "report", "markdown"))
         .unwrap_or_else(|e| panic!("{e}"));
     assert!(
@@ -181,6 +206,17 @@ fn smoke_pipeline_runs_end_to_end_then_entirely_from_the_cache() {
     let html = std::fs::read_to_string(output_file(&sandbox, &lock, "report", "html"))
         .unwrap_or_else(|e| panic!("{e}"));
     assert!(html.contains("<svg"), "report.html has no plot");
+    // Pictures: the val images (fewer than the 6 sampled) with every
+    // variant's boxes, and the precision-recall curves.
+    let figures = output_file(&sandbox, &lock, "report", "figures");
+    let drawn = std::fs::read_dir(&figures)
+        .unwrap_or_else(|e| panic!("{}: {e}", figures.display()))
+        .filter_map(Result::ok)
+        .filter(|e| e.file_name().to_string_lossy().starts_with("image-"))
+        .count();
+    assert_eq!(drawn as f64, number(&metrics, "/bootstrap/images").min(6.0));
+    assert!(figures.join("precision-recall.svg").is_file());
+    assert!(html.contains("data:image/jpeg;base64,"), "report.html has no embedded image");
 
     // Nothing changed: every stage comes from the cache.
     let second = sandbox.run(&["pipeline", "smoke.yaml"]);

@@ -22,6 +22,8 @@ const KIND: &str = "report";
 /// The stage kind whose `results` output a report reads, and that output.
 const BENCH_KIND: &str = "bench";
 const BENCH_RESULTS: &str = "results";
+/// The bench output with the per-image evaluation (bootstrap intervals).
+const BENCH_EVALUATION: &str = "evaluation";
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -152,12 +154,28 @@ fn from_bench_stages(
             locked_inputs::resolve_output(workspace, lock, lock_path, stage, BENCH_RESULTS, db)
         })
         .collect::<Result<Vec<PathBuf>, _>>()?;
+    // Per-image evaluations where the lock records them (benches run before
+    // the bench stage wrote them have none: that report has no intervals).
+    let evaluations = benches
+        .iter()
+        .filter(|stage| {
+            lock.stages
+                .get(**stage)
+                .is_some_and(|s| s.outputs.contains_key(BENCH_EVALUATION))
+        })
+        .map(|stage| {
+            locked_inputs::resolve_output(workspace, lock, lock_path, stage, BENCH_EVALUATION, db)
+        })
+        .collect::<Result<Vec<PathBuf>, _>>()?;
     let mut params = Map::new();
     params.insert(
         "title".to_owned(),
         Value::from(format!("{} report", pipeline.name)),
     );
-    let inputs = BTreeMap::from([("benches".to_owned(), InputArtifact::Many(paths))]);
+    let mut inputs = BTreeMap::from([("benches".to_owned(), InputArtifact::Many(paths))]);
+    if !evaluations.is_empty() {
+        inputs.insert("evaluations".to_owned(), InputArtifact::Many(evaluations));
+    }
     Ok((KIND.to_owned(), params, inputs))
 }
 

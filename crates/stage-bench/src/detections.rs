@@ -5,7 +5,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::coco_eval::Detection;
+use coco_eval::Detection;
 
 /// One detection in the model's own terms.
 #[derive(Debug, Clone, Copy, PartialEq)]

@@ -6,12 +6,17 @@
 //!   it and embeds an rpath to it), with buffers sized by [`model_io`] and
 //!   ordered as the runtime's signature lists them ([`signature`]);
 //! * [`latency`] times inference like TFLite's `benchmark_model`;
-//! * [`coco_eval`] is a pycocotools-exact COCO box evaluation;
+//! * COCO evaluation is the `coco-eval` crate's (pycocotools-exact, with
+//!   per-image records for the report's paired bootstrap);
 //! * [`quant_error`] compares a quantized model with its float parent;
 //! * [`results`] defines `bench.json`, the report stage's input — its field
 //!   table is the stable interface; `detections.json` is a COCO results list
 //!   (`image_id`, `category_id`, `bbox` `[x, y, w, h]` in pixels, `score`)
-//!   whose image ids are 1-based positions in the val split.
+//!   whose image ids are 1-based positions in the val split;
+//!   `evaluation.json` is the same evaluation image by image (ground truth,
+//!   detections and matches against the float parent), the per-image
+//!   records the report's bootstrap intervals need (see
+//!   `coco_eval::per_image`).
 //!
 //! Threads: the LiteRT C API that `litert-sys` 0.2.1 binds has no CPU
 //! thread setting, and the CPU backend runs single-threaded (measured: no
@@ -31,7 +36,6 @@
 
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
-pub mod coco_eval;
 pub mod detections;
 pub mod edgetpu;
 pub mod latency;
@@ -44,7 +48,6 @@ pub mod results;
 pub mod runtime;
 pub mod signature;
 pub mod stage;
-pub mod synthetic;
 pub mod val_split;
 
 use latency::{LatencyStats, LoopLimits, measure};

@@ -8,6 +8,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use coco_eval::ReferenceMatch;
+
 use crate::detections::ModelDetection;
 
 /// The comparison of one model with its float parent.
@@ -74,8 +76,13 @@ impl Comparison {
         }
     }
 
-    /// Adds one image's detections from both models.
-    pub fn add_detections(&mut self, float: &[ModelDetection], quantized: &[ModelDetection]) {
+    /// Adds one image's detections from both models; returns that image's
+    /// matches (for per-image statistics such as a bootstrap of the mean IoU).
+    pub fn add_detections(
+        &mut self,
+        float: &[ModelDetection],
+        quantized: &[ModelDetection],
+    ) -> ReferenceMatch {
         let keep = |d: &&ModelDetection| f64::from(d.score) >= self.report.score_threshold;
         let f: Vec<&ModelDetection> = float.iter().filter(keep).collect();
         let q: Vec<&ModelDetection> = quantized.iter().filter(keep).collect();
@@ -91,6 +98,7 @@ impl Comparison {
         pairs.sort_by(|x, y| y.0.total_cmp(&x.0));
         let (mut f_used, mut q_used) = (vec![false; f.len()], vec![false; q.len()]);
         let mut matched = 0;
+        let mut image_iou_sum = 0.0;
         for (overlap, i, j) in pairs {
             if f_used[i] || q_used[j] {
                 continue;
@@ -98,7 +106,7 @@ impl Comparison {
             f_used[i] = true;
             q_used[j] = true;
             matched += 1;
-            self.iou_sum += overlap;
+            image_iou_sum += overlap;
             self.box_sum += f[i]
                 .bbox
                 .iter()
@@ -115,6 +123,11 @@ impl Comparison {
         r.matched += matched;
         r.lost += f.len() - matched;
         r.gained += q.len() - matched;
+        self.iou_sum += image_iou_sum;
+        ReferenceMatch {
+            matched: matched as u64,
+            iou_sum: image_iou_sum,
+        }
     }
 
     /// Adds one image's raw outputs (same layout in both models).
@@ -160,13 +173,17 @@ mod tests {
             d([0.5, 0.5, 1.0, 1.0], 1, 0.8), // wrong class: gained
         ];
         let mut c = Comparison::new(0.3, 0.5);
-        c.add_detections(&float, &quantized);
+        let image = c.add_detections(&float, &quantized);
+        assert_eq!(image.matched, 1);
+        assert!((image.iou_sum - 0.8).abs() < 1e-6);
+        let second = c.add_detections(&float[..1], &float[..1]);
+        assert_eq!((second.matched, second.iou_sum), (1, 1.0));
         let r = c.finish();
-        assert_eq!((r.float_detections, r.quantized_detections), (2, 2));
-        assert_eq!((r.matched, r.lost, r.gained), (1, 1, 1));
-        assert!((r.mean_matched_iou.unwrap() - 0.8).abs() < 1e-6);
-        assert!((r.mean_abs_box_diff.unwrap() - 0.025).abs() < 1e-6);
-        assert!((r.mean_abs_score_diff.unwrap() - 0.2).abs() < 1e-6);
+        assert_eq!((r.float_detections, r.quantized_detections), (3, 3));
+        assert_eq!((r.matched, r.lost, r.gained), (2, 1, 1));
+        assert!((r.mean_matched_iou.unwrap() - 0.9).abs() < 1e-6);
+        assert!((r.mean_abs_box_diff.unwrap() - 0.0125).abs() < 1e-6);
+        assert!((r.mean_abs_score_diff.unwrap() - 0.1).abs() < 1e-6);
     }
 
     #[test]

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use serde_json::{Value, json};
 use stage_api::ToolCommand;
 
-use crate::coco_eval::{Detection, GroundTruth};
+use coco_eval::{Detection, GroundTruth};
 
 /// Why a reference run failed.
 #[derive(Debug, thiserror::Error)]

@@ -25,9 +25,9 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::coco_eval::CocoSummary;
 use crate::latency::LatencyStats;
 use crate::quant_error::QuantizationError;
+use coco_eval::CocoSummary;
 
 /// Version of the `bench.json` layout.
 pub const SCHEMA_VERSION: u32 = 1;

@@ -11,7 +11,6 @@ use stage_api::{
     InputSpec, OutputSpec, PythonScript, Stage, StageContext, StageError, StageResult,
 };
 
-use crate::coco_eval::{self, GroundTruth};
 use crate::detections::{self, CocoResult, ModelDetection};
 use crate::edgetpu;
 use crate::latency::LoopLimits;
@@ -24,10 +23,15 @@ use crate::results::{
 };
 use crate::runtime::LiteRtRunner;
 use crate::val_split::{LabeledImage, read_val_split};
+use coco_eval::{
+    GroundTruth, ImageRecord, ObjectBox, PER_IMAGE_SCHEMA, PerImageEvaluation, ReferenceMatch,
+    ScoredBox,
+};
 
 /// Output file names.
 pub const RESULTS_FILE: &str = "bench.json";
 pub const DETECTIONS_FILE: &str = "detections.json";
+pub const EVALUATION_FILE: &str = "evaluation.json";
 
 /// Params of the bench stage.
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
@@ -176,6 +180,11 @@ impl Stage for BenchStage {
                 "detections",
                 "detections.json: COCO results of the model on the val split",
             ),
+            OutputSpec::new(
+                "evaluation",
+                "evaluation.json: the evaluation image by image (ground truth, detections, \
+                 matches against the float parent), for the report's bootstrap intervals",
+            ),
         ]
     }
 
@@ -268,10 +277,12 @@ fn not_compiled(
         peak_rss_bytes: None,
         warnings: vec![detail.clone()],
     };
-    write_outputs(ctx, &results, &[])?;
+    let evaluation = per_image(&results.variant, &[], &[], None);
+    write_outputs(ctx, &results, &[], &evaluation)?;
     let mut result = StageResult::default()
         .output("results", RESULTS_FILE)
         .output("detections", DETECTIONS_FILE)
+        .output("evaluation", EVALUATION_FILE)
         .metric("status", STATUS_NOT_COMPILED);
     result.warnings = vec![detail];
     result.summary = Some(format!("{} [edgetpu]: not compiled", results.variant));
@@ -282,7 +293,11 @@ fn write_outputs(
     ctx: &StageContext,
     results: &BenchResults,
     detections: &[CocoResult],
+    evaluation: &PerImageEvaluation,
 ) -> Result<(), StageError> {
+    let evaluation_json = serde_json::to_vec(evaluation).map_err(other)?;
+    stage_api::write_atomic(&ctx.output_path(EVALUATION_FILE), &evaluation_json)
+        .map_err(|e| StageError::io(format!("writing {EVALUATION_FILE}"), e))?;
     let bench_json = serde_json::to_vec_pretty(results).map_err(other)?;
     stage_api::write_atomic(&ctx.output_path(RESULTS_FILE), &bench_json)
         .map_err(|e| StageError::io(format!("writing {RESULTS_FILE}"), e))?;
@@ -506,6 +521,10 @@ fn run_bench(ctx: &StageContext, params: &BenchParams) -> Result<StageResult, St
         warnings: Vec::new(),
     };
     let mut coco_results: Vec<CocoResult> = Vec::new();
+    // Per val image, when accuracy is measured: its detections, and its
+    // matches against the float parent when one is compared.
+    let mut evaluated: &[LabeledImage] = &[];
+    let mut reference_matches: Option<Vec<ReferenceMatch>> = None;
 
     if io.edgetpu_compiled {
         results.runtime = RUNTIME_EDGETPU.to_owned();
@@ -550,6 +569,7 @@ fn run_bench(ctx: &StageContext, params: &BenchParams) -> Result<StageResult, St
                 ));
             }
             results.accuracy = Some(accuracy(&images, &coco_results)?);
+            evaluated = &images;
         } else {
             warnings.push(
                 "the model has no TFLite_Detection_PostProcess op; accuracy is not computed"
@@ -559,23 +579,26 @@ fn run_bench(ctx: &StageContext, params: &BenchParams) -> Result<StageResult, St
 
         if let Some(float_path) = ctx.optional_input("float_model")? {
             let float_path = resolve_model(float_path)?;
-            results.quantization_error = Some(quantization_error(
-                ctx,
-                params,
-                &float_path,
-                &io,
-                &images,
-                &pass,
-            )?);
+            let (error, matches) =
+                quantization_error(ctx, params, &float_path, &io, &images, &pass)?;
+            results.quantization_error = Some(error);
+            reference_matches = matches;
         }
     }
 
     results.warnings = warnings.clone();
-    write_outputs(ctx, &results, &coco_results)?;
+    let evaluation = per_image(
+        &results.variant,
+        evaluated,
+        &coco_results,
+        reference_matches.as_deref(),
+    );
+    write_outputs(ctx, &results, &coco_results, &evaluation)?;
 
     let mut result = StageResult::default()
         .output("results", RESULTS_FILE)
         .output("detections", DETECTIONS_FILE)
+        .output("evaluation", EVALUATION_FILE)
         .metric("model_size_bytes", results.model_size_bytes)
         .metric("status", results.status.clone());
     let mut summary = format!("{} [{}]", results.variant, results.runtime);
@@ -626,6 +649,54 @@ fn accuracy(images: &[LabeledImage], coco_results: &[CocoResult]) -> Result<Accu
     })
 }
 
+/// The evaluation image by image: ground truth and detections of every
+/// evaluated image (none when accuracy was not measured), with its matches
+/// against the float parent when those were compared.
+fn per_image(
+    variant: &str,
+    images: &[LabeledImage],
+    detections: &[CocoResult],
+    reference: Option<&[ReferenceMatch]>,
+) -> PerImageEvaluation {
+    let mut by_image: std::collections::HashMap<i64, Vec<ScoredBox>> = Default::default();
+    for d in detections {
+        by_image.entry(d.image_id).or_default().push(ScoredBox {
+            category_id: d.category_id,
+            bbox: d.bbox,
+            score: d.score,
+        });
+    }
+    let records = images
+        .iter()
+        .enumerate()
+        .map(|(n, image)| ImageRecord {
+            image_id: image.image_id,
+            source_id: image.source_id.clone(),
+            width: image.width,
+            height: image.height,
+            ground_truth: image
+                .ground_truth
+                .iter()
+                .map(|g| ObjectBox {
+                    category_id: g.category_id,
+                    bbox: g.bbox,
+                    area: g.area,
+                    iscrowd: g.iscrowd,
+                })
+                .collect(),
+            detections: by_image.remove(&image.image_id).unwrap_or_default(),
+            reference_match: reference.and_then(|r| r.get(n).copied()),
+        })
+        .collect();
+    PerImageEvaluation {
+        schema: PER_IMAGE_SCHEMA,
+        variant: variant.to_owned(),
+        images: records,
+    }
+}
+
+/// The comparison with the float parent, and per image its matches (for
+/// models with detection outputs on both sides).
 fn quantization_error(
     ctx: &StageContext,
     params: &BenchParams,
@@ -633,7 +704,7 @@ fn quantization_error(
     io: &ModelIo,
     images: &[LabeledImage],
     pass: &Pass,
-) -> Result<QuantizationError, StageError> {
+) -> Result<(QuantizationError, Option<Vec<ReferenceMatch>>), StageError> {
     let float_io = ModelIo::read(float_path).map_err(input_error)?;
     if float_io.input.shape != io.input.shape {
         return Err(StageError::input(format!(
@@ -654,16 +725,22 @@ fn quantization_error(
     )?;
     let mut comparison =
         Comparison::new(params.compare_score_threshold, params.compare_iou_threshold);
+    let mut matches = None;
     if io.postprocess.is_some() && float_io.postprocess.is_some() {
-        for (f, q) in float_pass.detections.iter().zip(&pass.detections) {
-            comparison.add_detections(f, q);
-        }
+        matches = Some(
+            float_pass
+                .detections
+                .iter()
+                .zip(&pass.detections)
+                .map(|(f, q)| comparison.add_detections(f, q))
+                .collect(),
+        );
     } else {
         for (f, q) in float_pass.raw_outputs.iter().zip(&pass.raw_outputs) {
             comparison.add_outputs(f, q);
         }
     }
-    Ok(comparison.finish())
+    Ok((comparison.finish(), matches))
 }
 
 /// Edge TPU latency through `ai_edge_litert` with the libedgetpu delegate

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use tfrecord::od::DetectionExample;
 use tfrecord::{RecordReader, find_shards};
 
-use crate::coco_eval::GroundTruth;
+use coco_eval::GroundTruth;
 
 /// One validation image.
 #[derive(Debug, Clone, PartialEq)]

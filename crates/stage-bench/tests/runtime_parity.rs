@@ -6,12 +6,12 @@
 
 use std::path::PathBuf;
 
+use coco_eval::synthetic::Rng;
 use serde_json::json;
 use stage_bench::model_io::{InputKind, ModelIo};
 use stage_bench::preprocess::{InputData, resize_bilinear};
 use stage_bench::reference::{find_python, run_script, workspace_root};
 use stage_bench::runtime::LiteRtRunner;
-use stage_bench::synthetic::Rng;
 
 fn testdata(name: &str) -> PathBuf {
     workspace_root()

@@ -11,11 +11,12 @@
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
+use coco_eval::synthetic::Rng;
+use coco_eval::{Detection, PerImageEvaluation};
 use serde_json::{Value, json};
 use stage_api::{
     ExecutorSettings, InputArtifact, PROTOCOL_VERSION, Stage, StageContext, StageRequest,
 };
-use stage_bench::coco_eval::Detection;
 use stage_bench::detections::CocoResult;
 use stage_bench::model_io::ModelIo;
 use stage_bench::preprocess::{self, InputData, Normalization};
@@ -23,7 +24,6 @@ use stage_bench::reference::{find_python, pycocotools, run_script, workspace_roo
 use stage_bench::results::BenchResults;
 use stage_bench::runtime::LiteRtRunner;
 use stage_bench::stage::BenchStage;
-use stage_bench::synthetic::Rng;
 use stage_bench::val_split::read_val_split;
 use tfrecord::RecordWriter;
 use tfrecord::od::{DetectionExample, DetectionObject};
@@ -94,6 +94,10 @@ fn fixture() -> Option<&'static Fixture> {
     FIXTURE
         .get_or_init(|| {
             let Some(python) = find_python() else {
+                assert!(
+                    std::env::var("CI").as_deref() != Ok("true"),
+                    "no managed Python environment under CI: `.ci/run` provisions it with `cargo xtask setup`"
+                );
                 eprintln!("skipped: no managed Python environment (run `cargo xtask setup` or set EDGEPIPE_PYTHON)");
                 return None;
             };
@@ -118,6 +122,20 @@ fn run_stage(
     params: Value,
     inputs: &[(&str, &Path)],
 ) -> (BenchResults, Vec<CocoResult>, tempfile::TempDir) {
+    let (bench, dets, _, dir) = run_stage_with_evaluation(fx, params, inputs);
+    (bench, dets, dir)
+}
+
+fn run_stage_with_evaluation(
+    fx: &Fixture,
+    params: Value,
+    inputs: &[(&str, &Path)],
+) -> (
+    BenchResults,
+    Vec<CocoResult>,
+    PerImageEvaluation,
+    tempfile::TempDir,
+) {
     let dir = tempfile::tempdir().unwrap();
     let output_dir = dir.path().join("out");
     let scratch_dir = dir.path().join("scratch");
@@ -151,7 +169,11 @@ fn run_stage(
     let dets: Vec<CocoResult> =
         serde_json::from_slice(&std::fs::read(output_dir.join("detections.json")).unwrap())
             .unwrap();
-    (bench, dets, dir)
+    assert_eq!(result.outputs["evaluation"], Path::new("evaluation.json"));
+    let evaluation: PerImageEvaluation =
+        serde_json::from_slice(&std::fs::read(output_dir.join("evaluation.json")).unwrap())
+            .unwrap();
+    (bench, dets, evaluation, dir)
 }
 
 fn quick() -> Value {
@@ -161,7 +183,7 @@ fn quick() -> Value {
 #[test]
 fn int8_ssd_bench_matches_pycocotools_and_its_float_parent() {
     let Some(fx) = fixture() else { return };
-    let (bench, dets, dir) = run_stage(
+    let (bench, dets, evaluation, dir) = run_stage_with_evaluation(
         fx,
         quick(),
         &[
@@ -229,6 +251,25 @@ fn int8_ssd_bench_matches_pycocotools_and_its_float_parent() {
     );
     assert!(q.mean_matched_iou.unwrap() > 0.95, "{q:?}");
     assert!(q.mean_abs_score_diff.unwrap() < 0.05, "{q:?}");
+
+    // evaluation.json: the same evaluation image by image.
+    assert_eq!(evaluation.variant, "full_int8 PTQ");
+    assert_eq!(evaluation.image_ids(), ids);
+    assert_eq!(evaluation.ground_truth(), gt);
+    assert_eq!(evaluation.detections(), detections);
+    let full = evaluation.match_table().unwrap().full();
+    assert_eq!((full.map, full.map_50), (accuracy.map, accuracy.map_50));
+    let matches: Vec<_> = evaluation
+        .images
+        .iter()
+        .map(|i| i.reference_match.unwrap())
+        .collect();
+    assert_eq!(
+        matches.iter().map(|m| m.matched).sum::<u64>(),
+        q.matched as u64
+    );
+    let iou_sum: f64 = matches.iter().map(|m| m.iou_sum).sum();
+    assert!((iou_sum / q.matched as f64 - q.mean_matched_iou.unwrap()).abs() < 1e-9);
 }
 
 #[test]
@@ -335,11 +376,13 @@ fn edgetpu_model_without_a_device_reports_no_device() {
 fn an_empty_compiled_directory_is_a_not_compiled_row() {
     let Some(fx) = fixture() else { return };
     let empty = tempfile::tempdir().unwrap();
-    let (bench, dets, _dir) = run_stage(
+    let (bench, dets, evaluation, _dir) = run_stage_with_evaluation(
         fx,
         json!({"variant": "full_int8 PTQ (Edge TPU)"}),
         &[("model", empty.path()), ("records", &fx.records)],
     );
+    assert_eq!(evaluation.variant, "full_int8 PTQ (Edge TPU)");
+    assert!(evaluation.images.is_empty());
     assert_eq!(
         (bench.runtime.as_str(), bench.status.as_str()),
         ("edgetpu", "not compiled")

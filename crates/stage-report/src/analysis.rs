@@ -8,22 +8,48 @@ use serde_json::Value;
 
 use crate::bench::LoadedBench;
 use crate::error::ReportError;
-use crate::metrics::{InputRecord, METRICS_SCHEMA, MetricsDoc, VariantMetrics};
-use crate::targets::{self, TargetThresholds};
+use crate::gallery::{self, Figure, GalleryParams, PrCurve};
+use crate::intervals::{Bootstrap, BootstrapParams, LoadedEvaluation};
+use crate::metrics::{
+    AccuracyIntervals, BootstrapInfo, InputRecord, METRICS_SCHEMA, MetricsDoc, VariantMetrics,
+};
+use crate::targets::{self, TargetSpec};
 use crate::variant::Role;
 
 /// How to build a report.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ReportOptions {
     pub title: String,
     /// The variant deltas are relative to; default: the float32 variant.
     pub reference_variant: Option<String>,
-    pub thresholds: TargetThresholds,
+    /// The targets to judge (default: [`targets::default_targets`]).
+    pub targets: Vec<TargetSpec>,
+    /// How accuracy intervals are resampled.
+    pub bootstrap: BootstrapParams,
+    /// The dataset's records directory, for pictures of the detections.
+    pub records: Option<std::path::PathBuf>,
+    /// Which val images to draw.
+    pub gallery: GalleryParams,
     /// Extra notes from the pipeline author, shown verbatim.
     pub notes: Vec<String>,
     /// Facts about where the models came from, from earlier stages' outputs
     /// (see [`crate::provenance`]); merged with what the bench results carry.
     pub provenance: Vec<(String, String)>,
+}
+
+impl Default for ReportOptions {
+    fn default() -> Self {
+        Self {
+            title: String::new(),
+            reference_variant: None,
+            targets: targets::default_targets(),
+            bootstrap: BootstrapParams::default(),
+            records: None,
+            gallery: GalleryParams::default(),
+            notes: Vec::new(),
+            provenance: Vec::new(),
+        }
+    }
 }
 
 /// Everything the renderers need.
@@ -34,13 +60,21 @@ pub struct Report {
     pub samples: Vec<Vec<f64>>,
     /// Honest notes on what the numbers are and are not.
     pub notes: Vec<String>,
+    /// Per variant with a per-image evaluation, its precision–recall curve at IoU 0.5.
+    pub pr_curves: Vec<PrCurve>,
+    /// Sample val images with every variant's detections (needs `records`).
+    pub figures: Vec<Figure>,
 }
 
 const MB: f64 = 1024.0 * 1024.0;
 
 /// Builds the report model. Rows are ordered float32, float16, dynamic,
 /// full-integer, QAT, Edge TPU, other; ties keep the input order.
-pub fn analyze(benches: Vec<LoadedBench>, options: &ReportOptions) -> Result<Report, ReportError> {
+pub fn analyze(
+    benches: Vec<LoadedBench>,
+    evaluations: &[LoadedEvaluation],
+    options: &ReportOptions,
+) -> Result<Report, ReportError> {
     if benches.is_empty() {
         return Err(ReportError::NoBenches);
     }
@@ -70,6 +104,13 @@ pub fn analyze(benches: Vec<LoadedBench>, options: &ReportOptions) -> Result<Rep
     let ref_mean = reference.and_then(|b| b.result.latency_mean());
     let ref_map50 = reference.and_then(|b| b.result.map50());
     let ref_map = reference.and_then(|b| b.result.map());
+
+    let names: Vec<String> = benches.iter().map(|b| b.result.variant.clone()).collect();
+    let reported: BTreeMap<String, (Option<f64>, Option<f64>)> = benches
+        .iter()
+        .map(|b| (b.result.variant.clone(), (b.result.map(), b.result.map50())))
+        .collect();
+    let bootstrap = Bootstrap::run(evaluations, &names, &reported, options.bootstrap.config())?;
 
     let mut variants = Vec::with_capacity(benches.len());
     let mut samples = Vec::with_capacity(benches.len());
@@ -135,12 +176,52 @@ pub fn analyze(benches: Vec<LoadedBench>, options: &ReportOptions) -> Result<Rep
             quant_detections_gained: quant.gained.map(|n| n as f64),
             quant_detections_lost: quant.lost.map(|n| n as f64),
             peak_rss_mb: r.peak_rss_bytes.map(|b| round(b as f64 / MB)),
+            intervals: match (&bootstrap, &reference_name) {
+                (Some(b), reference) => {
+                    let delta = |map50| {
+                        reference
+                            .as_deref()
+                            .and_then(|rf| b.delta_points(&r.variant, rf, map50))
+                    };
+                    AccuracyIntervals {
+                        map: b.map(&r.variant),
+                        map50: b.map50(&r.variant),
+                        delta_map_points: delta(false),
+                        delta_map50_points: delta(true),
+                        matched_iou: b.matched_iou(&r.variant),
+                    }
+                }
+                (None, _) => AccuracyIntervals::default(),
+            },
         });
         samples.push(latency.samples_ms.clone());
     }
 
-    let targets = targets::evaluate(&variants, reference_name.as_deref(), &options.thresholds);
-    let notes = notes(&benches, &variants, reference_name.as_deref(), options);
+    let targets = targets::evaluate(
+        &options.targets,
+        &variants,
+        reference_name.as_deref(),
+        bootstrap.as_ref(),
+    );
+    let mut notes = notes(&benches, &variants, reference_name.as_deref(), options);
+    if let Some(b) = &bootstrap {
+        notes.push(format!(
+            "Intervals (mAP, mAP@.5, their Δ, matched IoU) are {:.0}% percentile intervals of a \
+             paired bootstrap: {} resamples (seed {}) of the {} val images, the same resampled \
+             images for every variant. A target is met or missed only when its whole interval \
+             is on one side of the bound, otherwise inconclusive.",
+            b.config.confidence * 100.0,
+            b.config.resamples,
+            b.config.seed,
+            b.images
+        ));
+    } else {
+        notes.push(
+            "No per-image evaluations were given (the report's `evaluations` input), so \
+             accuracy has no intervals and targets are judged on point values."
+                .to_owned(),
+        );
+    }
     let doc = MetricsDoc {
         schema: METRICS_SCHEMA.to_owned(),
         title: options.title.clone(),
@@ -159,13 +240,56 @@ pub fn analyze(benches: Vec<LoadedBench>, options: &ReportOptions) -> Result<Rep
                 variant: b.result.variant.clone(),
                 blake3: b.digest.clone(),
             })
+            .chain(evaluations.iter().map(|e| {
+                InputRecord {
+                    file: e
+                        .path
+                        .file_name()
+                        .map(|n| n.to_string_lossy().into_owned())
+                        .unwrap_or_default(),
+                    variant: e.doc.variant.clone(),
+                    blake3: e.digest.clone(),
+                }
+            }))
             .collect(),
+        bootstrap: bootstrap.as_ref().map(|b| BootstrapInfo {
+            resamples: b.config.resamples,
+            seed: b.config.seed,
+            confidence: b.config.confidence,
+            images: b.images,
+        }),
         baseline: None,
+    };
+    let roles: BTreeMap<String, Role> = doc
+        .variants
+        .iter()
+        .filter_map(|v| v.role.map(|r| (v.variant.clone(), r)))
+        .collect();
+    let pr_curves = gallery::pr_curves(evaluations, &roles)?;
+    let figures = match &options.records {
+        Some(records) if bootstrap.is_some() => {
+            // Reference first, then the report's row order.
+            let mut order: Vec<&VariantMetrics> = doc.variants.iter().collect();
+            order.sort_by_key(|v| Some(&v.variant) != doc.reference_variant.as_ref());
+            let panels: Vec<_> = order
+                .iter()
+                .filter_map(|v| {
+                    evaluations
+                        .iter()
+                        .find(|e| e.doc.variant == v.variant && !e.doc.images.is_empty())
+                        .map(|e| (v.variant.as_str(), v.role, &e.doc))
+                })
+                .collect();
+            gallery::figures(records, &panels, &options.gallery)?
+        }
+        _ => Vec::new(),
     };
     Ok(Report {
         doc,
         samples,
         notes,
+        pr_curves,
+        figures,
     })
 }
 

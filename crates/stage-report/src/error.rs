@@ -32,6 +32,18 @@ pub enum ReportError {
         first: PathBuf,
         second: PathBuf,
     },
+    #[error("{path}: not a usable per-image evaluation: {detail}")]
+    BadEvaluation { path: PathBuf, detail: String },
+    #[error("the benches of `{first}` and `{second}` did not score the same images: {detail}")]
+    DifferentImages {
+        first: String,
+        second: String,
+        detail: String,
+    },
+    #[error("records directory {path}: {detail}")]
+    BadRecords { path: PathBuf, detail: String },
+    #[error("bootstrap: {detail}")]
+    Bootstrap { detail: String },
     #[error("drawing the {plot} plot: {detail}")]
     Plot { plot: &'static str, detail: String },
     #[error("encoding {what}: {detail}")]

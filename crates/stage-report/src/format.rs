@@ -1,7 +1,7 @@
 //! Number and cell formatting shared by the Markdown and HTML renderers, so
 //! both show exactly the same values.
 
-use crate::metrics::VariantMetrics;
+use crate::metrics::{Interval, VariantMetrics};
 
 /// Shown where a value was not measured.
 pub const MISSING: &str = "—";
@@ -36,6 +36,23 @@ pub fn signed(value: Option<f64>, decimals: usize) -> String {
         }
         _ => MISSING.to_owned(),
     }
+}
+
+/// ` [low, high]` of an interval scaled by `scale` (signed like [`signed`]
+/// when `with_sign`); empty without an interval.
+pub fn bracket(interval: Option<Interval>, scale: f64, decimals: usize, with_sign: bool) -> String {
+    let Some(i) = interval else {
+        return String::new();
+    };
+    let i = i.scaled(scale);
+    let show = |v: f64| {
+        if with_sign {
+            signed(Some(v), decimals)
+        } else {
+            fixed(Some(v), decimals)
+        }
+    };
+    format!(" [{}, {}]", show(i.low), show(i.high))
 }
 
 pub fn ratio(value: Option<f64>) -> String {
@@ -133,6 +150,17 @@ fn trim(text: String) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn intervals_show_in_brackets() {
+        let i = Interval {
+            low: -0.0213,
+            high: 0.0049,
+        };
+        assert_eq!(bracket(Some(i), 100.0, 1, true), " [−2.1, +0.5]");
+        assert_eq!(bracket(Some(i), 1.0, 3, false), " [-0.021, 0.005]");
+        assert_eq!(bracket(None, 100.0, 1, true), "");
+    }
 
     #[test]
     fn formats_values_and_missing_ones() {

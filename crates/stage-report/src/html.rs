@@ -46,6 +46,10 @@ tbody tr:hover { background: #f8f9ff; }
 .card.met { background: var(--good-bg); border-color: #b2f2bb; }
 .card.missed { background: var(--bad-bg); border-color: #ffc9c9; }
 .card.not_evaluated { background: var(--na-bg); }
+.card.inconclusive { background: #fff9db; border-color: #ffe066; }
+.card.inconclusive .verdict { color: #e67700; }
+figure.sample svg { width: 100%; height: auto; }
+.ci { color: var(--muted); font-size: 12px; white-space: nowrap; }
 .card .verdict { font-size: 12px; font-weight: 700; text-transform: uppercase; letter-spacing: .05em; }
 .card.met .verdict { color: var(--good); } .card.missed .verdict { color: var(--bad); }
 .card.not_evaluated .verdict { color: var(--na); }
@@ -102,6 +106,7 @@ pub fn render(report: &Report) -> Result<String, ReportError> {
          <figure>{size_svg}<figcaption>Model file size; the ratio is relative to the reference variant.</figcaption></figure>\n\
          </section>"
     );
+    pictures(&mut out, report)?;
     if let Some(diff) = &doc.baseline {
         baseline(&mut out, diff, &doc.variants);
     }
@@ -116,6 +121,32 @@ pub fn render(report: &Report) -> Result<String, ReportError> {
         if doc.inputs.len() == 1 { "" } else { "s" }
     );
     Ok(out)
+}
+
+/// Precision–recall curves and the sample images with every variant's boxes.
+fn pictures(out: &mut String, report: &Report) -> Result<(), ReportError> {
+    if report.pr_curves.is_empty() && report.figures.is_empty() {
+        return Ok(());
+    }
+    out.push_str("<section><h2>Detections</h2>\n");
+    if !report.pr_curves.is_empty() {
+        let _ = writeln!(
+            out,
+            "<figure>{}<figcaption>Precision against recall at IoU 0.5 over the val split \
+             (COCO's interpolated precision); the area under a curve is the variant's mAP@.5.</figcaption></figure>",
+            inline_svg(&plots::precision_recall(&report.pr_curves)?)
+        );
+    }
+    for figure in &report.figures {
+        let _ = writeln!(
+            out,
+            "<figure class=\"sample\">{}<figcaption>{}</figcaption></figure>",
+            inline_svg(&figure.svg),
+            code_spans(&esc(&figure.caption))
+        );
+    }
+    out.push_str("</section>\n");
+    Ok(())
 }
 
 /// Inline SVG needs no namespace declaration in HTML; dropping it keeps the
@@ -158,6 +189,15 @@ fn signed_cell(value: Option<f64>, decimals: usize) -> String {
     format!("<span class=\"{class}\">{}</span>", esc(&text))
 }
 
+/// An interval in brackets, muted (nothing without one).
+fn ci(bracket: String) -> String {
+    if bracket.is_empty() {
+        bracket
+    } else {
+        format!(" <span class=\"ci\">{}</span>", esc(bracket.trim()))
+    }
+}
+
 fn cell(text: &str) -> String {
     if text == MISSING || text == format::NO_DEVICE {
         format!("<span class=\"muted\">{}</span>", esc(text))
@@ -198,12 +238,14 @@ fn targets(out: &mut String, report: &Report) {
         let class = match t.verdict {
             Verdict::Met => "met",
             Verdict::Missed => "missed",
+            Verdict::Inconclusive => "inconclusive",
             Verdict::NotEvaluated => "not_evaluated",
         };
         let value = match t.measured {
             Some(m) => format!(
-                "{m:.2} <span class=\"muted\" style=\"font-size:13px\">{}</span>",
-                esc(&t.unit)
+                "{m:.2} <span class=\"muted\" style=\"font-size:13px\">{}</span>{}",
+                esc(&t.unit),
+                ci(format::bracket(t.interval, 1.0, 2, false))
             ),
             None => "<span class=\"muted\">—</span>".to_owned(),
         };
@@ -224,6 +266,7 @@ fn main_table(out: &mut String, report: &Report) {
     let reference = doc.reference_variant.as_deref().unwrap_or("float32");
     out.push_str("<section><h2>Results per variant</h2>\n");
     let vs = format!("× {reference}");
+    let delta_map = "Δ mAP (pts)".to_owned();
     let delta = "Δ mAP@.5 (pts)".to_owned();
     let rows: Vec<Vec<String>> = doc
         .variants
@@ -252,9 +295,19 @@ fn main_table(out: &mut String, report: &Report) {
                 cell(&format::latency(v, v.latency_p50_ms)),
                 cell(&format::latency(v, v.latency_p99_ms)),
                 cell(&format::fps(v)),
-                cell(&format::percent(v.map)),
-                cell(&format::percent(v.map50)),
-                signed_cell(v.delta_map50_points, 1),
+                cell(&format::percent(v.map))
+                    + &ci(format::bracket(v.intervals.map, 100.0, 1, false)),
+                cell(&format::percent(v.map50))
+                    + &ci(format::bracket(v.intervals.map50, 100.0, 1, false)),
+                signed_cell(v.delta_map_points, 1)
+                    + &ci(format::bracket(v.intervals.delta_map_points, 1.0, 1, true)),
+                signed_cell(v.delta_map50_points, 1)
+                    + &ci(format::bracket(
+                        v.intervals.delta_map50_points,
+                        1.0,
+                        1,
+                        true,
+                    )),
             ]
         })
         .collect();
@@ -272,6 +325,7 @@ fn main_table(out: &mut String, report: &Report) {
             "FPS",
             "mAP (%)",
             "mAP@.5 (%)",
+            &delta_map,
             &delta,
         ],
         &rows,
@@ -279,9 +333,19 @@ fn main_table(out: &mut String, report: &Report) {
     );
     let _ = writeln!(
         out,
-        "<p class=\"muted\" style=\"margin:10px 0 0\">Δ mAP@.5 in percentage points versus <code>{}</code>. \
-         Latency is per inference on CPU, excluding preprocessing.</p></section>",
-        esc(reference)
+        "<p class=\"muted\" style=\"margin:10px 0 0\">Δ mAP and Δ mAP@.5 in percentage points versus <code>{}</code>. \
+         Latency is per inference on CPU, excluding preprocessing.{}</p></section>",
+        esc(reference),
+        match &doc.bootstrap {
+            Some(b) => format!(
+                " Brackets: {:.0}% paired bootstrap intervals ({} resamples of the {} val images, seed {}).",
+                b.confidence * 100.0,
+                b.resamples,
+                b.images,
+                b.seed
+            ),
+            None => String::new(),
+        }
     );
 }
 
@@ -339,6 +403,7 @@ fn verdict_html(v: Option<Verdict>) -> String {
     match v {
         Some(Verdict::Met) => "<span class=\"pos\">met</span>".to_owned(),
         Some(Verdict::Missed) => "<span class=\"neg\">missed</span>".to_owned(),
+        Some(Verdict::Inconclusive) => "<span class=\"muted\">inconclusive</span>".to_owned(),
         Some(Verdict::NotEvaluated) => "<span class=\"muted\">not evaluated</span>".to_owned(),
         None => cell(MISSING),
     }
@@ -512,7 +577,8 @@ fn details(out: &mut String, report: &Report) {
                 variant_cell(v),
                 cell(&format::fixed(v.quant_box_mae, 4)),
                 cell(&format::fixed(v.quant_score_mae, 4)),
-                cell(&format::fixed(v.quant_matched_iou, 3)),
+                cell(&format::fixed(v.quant_matched_iou, 3))
+                    + &ci(format::bracket(v.intervals.matched_iou, 1.0, 3, false)),
                 cell(&format::fixed(v.quant_detections_gained, 0)),
                 cell(&format::fixed(v.quant_detections_lost, 0)),
             ]

@@ -15,6 +15,7 @@ pub fn render(report: &Report) -> String {
     main_table(&mut out, report);
     targets(&mut out, report);
     published(&mut out, report);
+    pictures(&mut out, report);
     if let Some(diff) = &doc.baseline {
         baseline(&mut out, diff);
     }
@@ -44,6 +45,7 @@ fn main_table(out: &mut String, report: &Report) {
     let reference = doc.reference_variant.as_deref().unwrap_or("float32");
     let _ = writeln!(out, "## Results per variant\n");
     let vs = format!("× {reference}");
+    let delta_map = format!("Δ mAP vs {reference} (pts)");
     let delta = format!("Δ mAP@.5 vs {reference} (pts)");
     let header = [
         "Variant",
@@ -57,6 +59,7 @@ fn main_table(out: &mut String, report: &Report) {
         "FPS",
         "mAP (%)",
         "mAP@.5 (%)",
+        delta_map.as_str(),
         delta.as_str(),
     ];
     let rows: Vec<Vec<String>> = doc
@@ -73,19 +76,33 @@ fn main_table(out: &mut String, report: &Report) {
                 format::latency(v, v.latency_p50_ms),
                 format::latency(v, v.latency_p99_ms),
                 format::fps(v),
-                format::percent(v.map),
-                format::percent(v.map50),
-                format::signed(v.delta_map50_points, 1),
+                format::percent(v.map) + &format::bracket(v.intervals.map, 100.0, 1, false),
+                format::percent(v.map50) + &format::bracket(v.intervals.map50, 100.0, 1, false),
+                format::signed(v.delta_map_points, 1)
+                    + &format::bracket(v.intervals.delta_map_points, 1.0, 1, true),
+                format::signed(v.delta_map50_points, 1)
+                    + &format::bracket(v.intervals.delta_map50_points, 1.0, 1, true),
             ]
         })
         .collect();
     table(out, &header, &rows);
+    if let Some(b) = &doc.bootstrap {
+        let _ = writeln!(
+            out,
+            "Brackets: {:.0}% paired bootstrap intervals ({} resamples of the {} val images, seed {}).\n",
+            b.confidence * 100.0,
+            b.resamples,
+            b.images,
+            b.seed
+        );
+    }
 }
 
 fn verdict_mark(verdict: Verdict) -> &'static str {
     match verdict {
         Verdict::Met => "✅ met",
         Verdict::Missed => "❌ missed",
+        Verdict::Inconclusive => "❔ inconclusive",
         Verdict::NotEvaluated => "➖ not evaluated",
     }
 }
@@ -104,6 +121,10 @@ fn targets(out: &mut String, report: &Report) {
                     Some(m) => format!("{m:.2} {}", t.unit),
                     None => MISSING.to_owned(),
                 },
+                match t.interval {
+                    Some(_) => format::bracket(t.interval, 1.0, 2, false).trim().to_owned(),
+                    None => MISSING.to_owned(),
+                },
                 verdict_mark(t.verdict).to_owned(),
                 t.detail.clone(),
             ]
@@ -111,7 +132,9 @@ fn targets(out: &mut String, report: &Report) {
         .collect();
     table(
         out,
-        &["Target", "Variant", "Measured", "Verdict", "Detail"],
+        &[
+            "Target", "Variant", "Measured", "Interval", "Verdict", "Detail",
+        ],
         &rows,
     );
 }
@@ -207,6 +230,31 @@ fn baseline(out: &mut String, diff: &BaselineDiff) {
     }
 }
 
+fn pictures(out: &mut String, report: &Report) {
+    if report.pr_curves.is_empty() && report.figures.is_empty() {
+        return;
+    }
+    let _ = writeln!(out, "## Detections\n");
+    if !report.pr_curves.is_empty() {
+        let _ = writeln!(
+            out,
+            "![Precision against recall at IoU 0.5 per variant]({}/{})\n",
+            crate::FIGURES_DIR,
+            crate::PR_CURVES_FILE
+        );
+    }
+    for figure in &report.figures {
+        let _ = writeln!(
+            out,
+            "![{}]({}/{})\n\n{}\n",
+            figure.file,
+            crate::FIGURES_DIR,
+            figure.file,
+            figure.caption
+        );
+    }
+}
+
 fn notes(out: &mut String, report: &Report) {
     if report.notes.is_empty() {
         return;
@@ -276,7 +324,8 @@ fn details(out: &mut String, report: &Report) {
                 v.variant.clone(),
                 format::fixed(v.quant_box_mae, 4),
                 format::fixed(v.quant_score_mae, 4),
-                format::fixed(v.quant_matched_iou, 3),
+                format::fixed(v.quant_matched_iou, 3)
+                    + &format::bracket(v.intervals.matched_iou, 1.0, 3, false),
                 format::fixed(v.quant_detections_gained, 0),
                 format::fixed(v.quant_detections_lost, 0),
             ]

@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::variant::Role;
+pub use coco_eval::Interval;
 
 /// Identifies a metrics document, also when it is embedded in a lock file.
 pub const METRICS_SCHEMA: &str = "edgepipe.report.metrics/1";
@@ -28,6 +29,9 @@ pub struct MetricsDoc {
     /// The bench results read, by file name, with their BLAKE3 digests.
     #[serde(default)]
     pub inputs: Vec<InputRecord>,
+    /// How the accuracy intervals were computed; absent without per-image evaluations.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bootstrap: Option<BootstrapInfo>,
     /// Differences against the baseline run, when one was given.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub baseline: Option<BaselineDiff>,
@@ -120,6 +124,46 @@ pub struct VariantMetrics {
     pub quant_detections_lost: Option<f64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub peak_rss_mb: Option<f64>,
+    /// Bootstrap intervals of the accuracy metrics (see [`MetricsDoc::bootstrap`]).
+    #[serde(default, skip_serializing_if = "AccuracyIntervals::is_empty")]
+    pub intervals: AccuracyIntervals,
+}
+
+/// Percentile intervals of one variant's accuracy over bootstrap resamples
+/// of the val images. Nested (not flat numbers), so baseline diffs leave
+/// them out.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct AccuracyIntervals {
+    /// mAP@[.5:.95], as a fraction like `map`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub map: Option<Interval>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub map50: Option<Interval>,
+    /// Δ mAP versus the reference, in points.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delta_map_points: Option<Interval>,
+    /// Δ mAP@.5 versus the reference, in points.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delta_map50_points: Option<Interval>,
+    /// Mean IoU of detections matched to the float parent's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub matched_iou: Option<Interval>,
+}
+
+impl AccuracyIntervals {
+    pub fn is_empty(&self) -> bool {
+        *self == Self::default()
+    }
+}
+
+/// The bootstrap behind the intervals.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct BootstrapInfo {
+    pub resamples: usize,
+    pub seed: u64,
+    pub confidence: f64,
+    /// Val images each resample draws (with replacement).
+    pub images: usize,
 }
 
 impl VariantMetrics {
@@ -139,6 +183,8 @@ impl VariantMetrics {
 pub enum Verdict {
     Met,
     Missed,
+    /// The interval straddles the bound: the data cannot tell.
+    Inconclusive,
     /// A variant or value the target needs is absent from this run.
     NotEvaluated,
 }
@@ -148,6 +194,7 @@ impl Verdict {
         match self {
             Verdict::Met => "met",
             Verdict::Missed => "missed",
+            Verdict::Inconclusive => "inconclusive",
             Verdict::NotEvaluated => "not evaluated",
         }
     }
@@ -162,6 +209,9 @@ pub struct TargetResult {
     pub variant: Option<String>,
     #[serde(default)]
     pub measured: Option<f64>,
+    /// The bootstrap interval of the measured value, when there is one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interval: Option<Interval>,
     pub threshold: f64,
     pub unit: String,
     pub verdict: Verdict,

@@ -11,6 +11,7 @@ use plotters::style::text_anchor::{HPos, Pos, VPos};
 
 use crate::analysis::Report;
 use crate::error::ReportError;
+use crate::gallery::PrCurve;
 use crate::metrics::VariantMetrics;
 use crate::variant::Role;
 
@@ -29,6 +30,7 @@ pub fn role_color(role: Option<Role>) -> RGBColor {
         Some(Role::Dynamic) => RGBColor(112, 72, 232),
         Some(Role::FullInt8) => RGBColor(232, 89, 12),
         Some(Role::QatToco) => RGBColor(47, 158, 68),
+        Some(Role::QatInt8) => RGBColor(194, 37, 146),
         Some(Role::EdgeTpu) => RGBColor(224, 49, 49),
         Some(Role::Other) | None => RGBColor(134, 142, 150),
     }
@@ -169,6 +171,73 @@ fn draw_row_labels<DB: DrawingBackend>(
         );
     }
     Ok(())
+}
+
+/// Precision against recall at IoU 0.5 per variant (COCO's interpolated
+/// precision at the 101 recall points, mean over categories).
+pub fn precision_recall(curves: &[PrCurve]) -> Result<String, ReportError> {
+    const PLOT: &str = "precision-recall";
+    if curves.is_empty() {
+        return empty_panel(
+            PLOT,
+            "No per-image evaluations: no precision–recall curves.",
+            120,
+        );
+    }
+    let height = 440;
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, (WIDTH, height)).into_drawing_area();
+        tri!(PLOT, root.fill(&WHITE));
+        let mut chart = tri!(
+            PLOT,
+            ChartBuilder::on(&root)
+                .margin_top(18)
+                .margin_right(28)
+                .margin_bottom(6)
+                .x_label_area_size(48)
+                .y_label_area_size(62)
+                .build_cartesian_2d(0.0..1.0, 0.0..1.02)
+        );
+        tri!(
+            PLOT,
+            house_style(
+                chart
+                    .configure_mesh()
+                    .x_desc("recall")
+                    .y_desc("precision at IoU 0.5")
+            )
+            .draw()
+        );
+        for curve in curves {
+            let color = role_color(curve.role);
+            let points: Vec<(f64, f64)> = curve
+                .recall
+                .iter()
+                .copied()
+                .zip(curve.precision.iter().copied())
+                .collect();
+            let series = tri!(
+                PLOT,
+                chart.draw_series(LineSeries::new(points, color.stroke_width(3)))
+            );
+            series.label(curve.variant.clone()).legend(move |(x, y)| {
+                PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(3))
+            });
+        }
+        tri!(
+            PLOT,
+            chart
+                .configure_series_labels()
+                .position(SeriesLabelPosition::LowerLeft)
+                .background_style(WHITE.mix(0.9))
+                .border_style(GRID_BOLD)
+                .label_font(text_style(15.0, INK))
+                .draw()
+        );
+        tri!(PLOT, root.present());
+    }
+    Ok(svg)
 }
 
 /// Latency distribution per variant: box plots over the raw samples, the

@@ -6,10 +6,12 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 use stage_api::{InputSpec, OutputSpec, Stage, StageContext, StageError, StageResult};
 
+use stage_report::gallery::GalleryParams;
+use stage_report::intervals::BootstrapParams;
 use stage_report::metrics::Verdict;
-use stage_report::targets::TargetThresholds;
+use stage_report::targets::{TargetSpec, default_targets};
 use stage_report::{
-    BaselineSource, HTML_FILE, MARKDOWN_FILE, METRICS_FILE, ReportError, ReportOptions,
+    BaselineSource, FIGURES_DIR, HTML_FILE, MARKDOWN_FILE, METRICS_FILE, ReportError, ReportOptions,
 };
 
 /// Params of the report stage.
@@ -31,9 +33,23 @@ pub struct ReportParams {
     /// `cargo xtask report FILE --baseline LOCK`, which never caches.
     #[serde(default)]
     pub baseline: Option<PathBuf>,
-    /// Accuracy and speed targets, reported as met or missed.
+    /// Accuracy and speed targets, each judged met, missed or inconclusive
+    /// (bootstrap interval straddling the bound). A list of
+    /// `{variant, metric, max_drop_points | at_least, vs?, id?, description?}`:
+    /// `variant`/`vs` name a variant or a scheme (`float32`, `float16`,
+    /// `dynamic`, `full_int8`, `toco`, `qat_int8`); `metric` is `map`,
+    /// `map50` (with `max_drop_points`), `matched_iou` or `cpu_speedup`
+    /// (with `at_least`). Default: the project's six targets; a list given
+    /// here replaces them.
+    #[serde(default = "default_targets")]
+    pub targets: Vec<TargetSpec>,
+    /// Paired bootstrap over the val images for the accuracy intervals.
     #[serde(default)]
-    pub targets: TargetThresholds,
+    pub bootstrap: BootstrapParams,
+    /// Sample val images drawn with every variant's detections (needs the
+    /// `records` input and `evaluations`).
+    #[serde(default)]
+    pub gallery: GalleryParams,
     /// Notes shown verbatim in the report (dataset caveats, training budget).
     #[serde(default)]
     pub notes: Vec<String>,
@@ -55,6 +71,19 @@ impl Stage for ReportStage {
             InputSpec::many(
                 "benches",
                 "bench.json of every variant (the bench stages' `results`)",
+            ),
+            InputSpec {
+                required: false,
+                ..InputSpec::many(
+                    "evaluations",
+                    "evaluation.json of every variant (the bench stages' `evaluation`): per-image \
+                     results for bootstrap intervals; without them accuracy has no intervals",
+                )
+            },
+            InputSpec::optional(
+                "records",
+                "the dataset's records directory (the benches' `records`): its val images are \
+                 drawn with every variant's detections",
             ),
             InputSpec {
                 required: false,
@@ -81,6 +110,11 @@ impl Stage for ReportStage {
                 "metrics",
                 "metrics.json: one entry per variant, targets, baseline diff",
             ),
+            OutputSpec::new(
+                "figures",
+                "figures/: precision-recall curves and sample images with every variant's \
+                 boxes, as SVG files (also inline in report.html)",
+            ),
         ]
     }
 
@@ -90,6 +124,20 @@ impl Stage for ReportStage {
             .into_iter()
             .map(PathBuf::from)
             .collect();
+        let evaluations: Vec<PathBuf> = ctx
+            .inputs("evaluations")
+            .into_iter()
+            .map(PathBuf::from)
+            .collect();
+        for (index, target) in params.targets.iter().enumerate() {
+            target
+                .check()
+                .map_err(|e| StageError::input(format!("report param `targets[{index}]`: {e}")))?;
+        }
+        params
+            .bootstrap
+            .check()
+            .map_err(|e| StageError::input(format!("report param {e}")))?;
         let provenance: Vec<PathBuf> = ctx
             .inputs("provenance")
             .into_iter()
@@ -98,7 +146,10 @@ impl Stage for ReportStage {
         let options = ReportOptions {
             title: params.title,
             reference_variant: params.reference_variant,
-            thresholds: params.targets,
+            targets: params.targets,
+            bootstrap: params.bootstrap,
+            records: ctx.optional_input("records")?.map(PathBuf::from),
+            gallery: params.gallery,
             notes: params.notes,
             provenance: stage_report::provenance::from_paths(&provenance)
                 .map_err(to_stage_error)?,
@@ -112,27 +163,45 @@ impl Stage for ReportStage {
             },
         });
         ctx.progress(0, Some(1), format!("reporting {} variants", benches.len()));
-        let report =
-            stage_report::generate(&benches, &options, baseline.as_ref(), ctx.output_dir())
-                .map_err(to_stage_error)?;
+        let report = stage_report::generate(
+            &benches,
+            &evaluations,
+            &options,
+            baseline.as_ref(),
+            ctx.output_dir(),
+        )
+        .map_err(to_stage_error)?;
         ctx.progress(1, Some(1), "report written");
 
         let doc = &report.doc;
         let count = |v: Verdict| doc.targets.iter().filter(|t| t.verdict == v).count();
-        let (met, missed) = (count(Verdict::Met), count(Verdict::Missed));
+        let (met, missed, inconclusive) = (
+            count(Verdict::Met),
+            count(Verdict::Missed),
+            count(Verdict::Inconclusive),
+        );
         let mut result = StageResult::default()
             .output("markdown", MARKDOWN_FILE)
             .output("html", HTML_FILE)
             .output("metrics", METRICS_FILE)
+            .output("figures", FIGURES_DIR)
             .metric("variants", doc.variants.len())
             .metric("targets_met", met)
             .metric("targets_missed", missed)
+            .metric("targets_inconclusive", inconclusive)
             .metric("report", stage_report::lock_metrics(doc));
         result.warnings = doc
             .targets
             .iter()
-            .filter(|t| t.verdict == Verdict::Missed)
-            .map(|t| format!("target missed: {} ({})", t.description, t.detail))
+            .filter(|t| matches!(t.verdict, Verdict::Missed | Verdict::Inconclusive))
+            .map(|t| {
+                format!(
+                    "target {}: {} ({})",
+                    t.verdict.label(),
+                    t.description,
+                    t.detail
+                )
+            })
             .collect();
         result.summary = Some(format!(
             "{} variants, targets met {met}/{}",
@@ -152,6 +221,9 @@ fn to_stage_error(err: ReportError) -> StageError {
             StageError::io(format!("writing {}", path.display()), source)
         }
         other @ (ReportError::BadBench { .. }
+        | ReportError::BadEvaluation { .. }
+        | ReportError::DifferentImages { .. }
+        | ReportError::BadRecords { .. }
         | ReportError::BadBaseline { .. }
         | ReportError::BadProvenance { .. }
         | ReportError::NoBenches

@@ -16,6 +16,8 @@ pub enum Role {
     FullInt8,
     /// Quantization-aware training converted with TOCO.
     QatToco,
+    /// Quantization-aware training (per-channel) converted by the MLIR converter.
+    QatInt8,
     /// A compiled Edge TPU model.
     EdgeTpu,
     Other,
@@ -34,11 +36,32 @@ impl Role {
         Role::from_label(&bench.variant).unwrap_or(Role::Other)
     }
 
+    /// The role a scheme name stands for (`float32`, `float16`, `dynamic`,
+    /// `full_int8`, `toco` or `qat_toco`, `qat_int8`, `edgetpu`), exactly.
+    pub fn from_scheme(scheme: &str) -> Option<Role> {
+        match scheme {
+            "toco" => Some(Role::QatToco),
+            other => [
+                Role::Float32,
+                Role::Float16,
+                Role::Dynamic,
+                Role::FullInt8,
+                Role::QatToco,
+                Role::QatInt8,
+                Role::EdgeTpu,
+            ]
+            .into_iter()
+            .find(|r| r.as_str() == other),
+        }
+    }
+
     fn from_label(label: &str) -> Option<Role> {
         let l = label.to_ascii_lowercase().replace(['-', ' ', '+'], "_");
         let has = |word: &str| l.contains(word);
         if has("edgetpu") || has("edge_tpu") {
             Some(Role::EdgeTpu)
+        } else if has("qat_int8") || (has("qat") && has("per_channel")) {
+            Some(Role::QatInt8)
         } else if has("qat") || has("toco") || has("aware") {
             Some(Role::QatToco)
         } else if has("int8") || has("uint8") || has("integer") {
@@ -56,7 +79,10 @@ impl Role {
 
     /// Whether the model's weights and activations are 8-bit integers.
     pub fn is_integer(self) -> bool {
-        matches!(self, Role::FullInt8 | Role::QatToco | Role::EdgeTpu)
+        matches!(
+            self,
+            Role::FullInt8 | Role::QatToco | Role::QatInt8 | Role::EdgeTpu
+        )
     }
 
     /// A short human description of the scheme.
@@ -67,6 +93,7 @@ impl Role {
             Role::Dynamic => "dynamic range (int8 weights)",
             Role::FullInt8 => "full integer PTQ",
             Role::QatToco => "QAT + TOCO (uint8)",
+            Role::QatInt8 => "QAT int8 (per-channel)",
             Role::EdgeTpu => "Edge TPU compiled",
             Role::Other => "other",
         }
@@ -79,6 +106,7 @@ impl Role {
             Role::Dynamic => "dynamic",
             Role::FullInt8 => "full_int8",
             Role::QatToco => "qat_toco",
+            Role::QatInt8 => "qat_int8",
             Role::EdgeTpu => "edgetpu",
             Role::Other => "other",
         }
@@ -122,5 +150,16 @@ mod tests {
             Role::Dynamic
         );
         assert_eq!(Role::of(&bench("mystery", None, None)), Role::Other);
+        assert_eq!(
+            Role::of(&bench("QAT int8", Some("qat_int8"), None)),
+            Role::QatInt8
+        );
+        assert_eq!(Role::of(&bench("qat_int8", None, None)), Role::QatInt8);
+        assert_eq!(Role::QatInt8.scheme_label(), "QAT int8 (per-channel)");
+        assert!(Role::QatToco < Role::QatInt8 && Role::QatInt8 < Role::EdgeTpu);
+        assert_eq!(Role::from_scheme("toco"), Some(Role::QatToco));
+        assert_eq!(Role::from_scheme("qat_int8"), Some(Role::QatInt8));
+        assert_eq!(Role::from_scheme("full_int8"), Some(Role::FullInt8));
+        assert_eq!(Role::from_scheme("int8"), None);
     }
 }

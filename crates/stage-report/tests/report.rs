@@ -102,7 +102,7 @@ fn metrics_carry_sizes_deltas_and_speedups() {
     let dir = tempfile::tempdir().unwrap();
     let paths = write_benches(dir.path(), &synthetic());
     let out = dir.path().join("out");
-    generate(&paths, &options(), None, &out).unwrap();
+    generate(&paths, &[], &options(), None, &out).unwrap();
     let doc: MetricsDoc = serde_json::from_str(&read(&out, "metrics.json")).unwrap();
     assert_eq!(doc.schema, "edgepipe.report.metrics/1");
     assert_eq!(doc.reference_variant.as_deref(), Some("float32"));
@@ -152,7 +152,7 @@ fn metrics_carry_sizes_deltas_and_speedups() {
 fn targets_are_met_or_missed_from_the_numbers() {
     let dir = tempfile::tempdir().unwrap();
     let paths = write_benches(dir.path(), &synthetic());
-    let report = generate(&paths, &options(), None, &dir.path().join("out")).unwrap();
+    let report = generate(&paths, &[], &options(), None, &dir.path().join("out")).unwrap();
     let t = &report.doc.targets;
     assert_eq!(t[0].id, "ptq_map50_drop");
     assert_eq!(t[0].verdict, Verdict::Missed);
@@ -164,6 +164,15 @@ fn targets_are_met_or_missed_from_the_numbers() {
     assert_eq!(t[2].id, "int8_cpu_speedup");
     assert_eq!(t[2].verdict, Verdict::Met);
     assert_eq!(t[2].measured, Some(2.0));
+    // No per-image evaluations: point values decide, and say so.
+    assert!(t[0].interval.is_none());
+    assert!(t[0].detail.contains("no interval"), "{}", t[0].detail);
+    // No QAT int8 variant in this run: its three targets are not evaluated.
+    assert_eq!(t.len(), 6);
+    for target in &t[3..] {
+        assert_eq!(target.verdict, Verdict::NotEvaluated, "{target:?}");
+        assert!(target.detail.contains("`qat_int8`"), "{}", target.detail);
+    }
 
     // Without a float32 variant nothing can be evaluated, and nothing is claimed.
     let no_float: Vec<Value> = synthetic()
@@ -171,7 +180,7 @@ fn targets_are_met_or_missed_from_the_numbers() {
         .filter(|b| b["variant"] != "float32")
         .collect();
     let paths = write_benches(&dir.path().join("nf"), &no_float);
-    let report = generate(&paths, &options(), None, &dir.path().join("out2")).unwrap();
+    let report = generate(&paths, &[], &options(), None, &dir.path().join("out2")).unwrap();
     assert!(
         report
             .doc
@@ -187,20 +196,20 @@ fn markdown_table_rows_show_the_values() {
     let dir = tempfile::tempdir().unwrap();
     let paths = write_benches(dir.path(), &synthetic());
     let out = dir.path().join("out");
-    generate(&paths, &options(), None, &out).unwrap();
+    generate(&paths, &[], &options(), None, &out).unwrap();
     let md = read(&out, "report.md");
     assert!(md.starts_with("# synthetic run\n"), "{md}");
     let rows = [
-        "| float32 | float32 | 4.00 | 1.00× | — | 40.00 | 40.00 | 45.50 | 25.0 | 35.0 | 70.0 | ±0.0 |",
-        "| full_int8 PTQ | full_int8 | 1.00 | 0.25× | 62 / 2 (predicted) | 20.00 | 20.00 | 25.50 | 50.0 | 33.0 | 66.0 | −4.0 |",
-        "| QAT + toco | toco | 1.00 | 0.25× | — | 19.00 | 19.00 | 24.50 | 52.6 | 34.5 | 69.0 | −1.0 |",
-        "| full_int8 PTQ on Edge TPU | full_int8 | 1.12 | 0.28× | 64 / 1 | no device | no device | no device | no device | — | — | — |",
+        "| float32 | float32 | 4.00 | 1.00× | — | 40.00 | 40.00 | 45.50 | 25.0 | 35.0 | 70.0 | ±0.0 | ±0.0 |",
+        "| full_int8 PTQ | full_int8 | 1.00 | 0.25× | 62 / 2 (predicted) | 20.00 | 20.00 | 25.50 | 50.0 | 33.0 | 66.0 | −2.0 | −4.0 |",
+        "| QAT + toco | toco | 1.00 | 0.25× | — | 19.00 | 19.00 | 24.50 | 52.6 | 34.5 | 69.0 | −0.5 | −1.0 |",
+        "| full_int8 PTQ on Edge TPU | full_int8 | 1.12 | 0.28× | 64 / 1 | no device | no device | no device | no device | — | — | — | — |",
     ];
     for row in rows {
         assert!(md.contains(row), "missing row\n{row}\nin\n{md}");
     }
-    assert!(md.contains("| full-integer PTQ mAP@.5 within 3 points of float | full_int8 PTQ | 4.00 points drop | ❌ missed |"), "{md}");
-    assert!(md.contains("| QAT + TOCO mAP@.5 within 1.5 points of float | QAT + toco | 1.00 points drop | ✅ met |"), "{md}");
+    assert!(md.contains("| full-integer PTQ mAP@.5 within 3 points of float | full_int8 PTQ | 4.00 points drop | — | ❌ missed |"), "{md}");
+    assert!(md.contains("| QAT + TOCO mAP@.5 within 1.5 points of float | QAT + toco | 1.00 points drop | — | ✅ met |"), "{md}");
     assert!(
         md.contains("| post-training quantization | 6.6 | 152 | full_int8 PTQ | 20.00 | 50.0 |"),
         "{md}"
@@ -223,7 +232,7 @@ fn html_is_self_contained_with_three_plots() {
     let dir = tempfile::tempdir().unwrap();
     let paths = write_benches(dir.path(), &synthetic());
     let out = dir.path().join("out");
-    generate(&paths, &options(), None, &out).unwrap();
+    generate(&paths, &[], &options(), None, &out).unwrap();
     let html = read(&out, "report.html");
     assert!(html.starts_with("<!DOCTYPE html>"));
     for forbidden in [
@@ -248,10 +257,10 @@ fn same_inputs_give_identical_bytes() {
     let dir = tempfile::tempdir().unwrap();
     let paths = write_benches(dir.path(), &synthetic());
     let (a, b) = (dir.path().join("a"), dir.path().join("b"));
-    generate(&paths, &options(), None, &a).unwrap();
+    generate(&paths, &[], &options(), None, &a).unwrap();
     // Same contents from other paths: the report does not depend on where the cache is.
     let paths2 = write_benches(&dir.path().join("elsewhere"), &synthetic());
-    generate(&paths2, &options(), None, &b).unwrap();
+    generate(&paths2, &[], &options(), None, &b).unwrap();
     for name in ["report.md", "report.html", "metrics.json"] {
         assert_eq!(read(&a, name), read(&b, name), "{name} differs");
     }
@@ -281,6 +290,7 @@ fn baseline_diff_from_metrics_json() {
     let old_out = dir.path().join("old");
     generate(
         &write_benches(&dir.path().join("o"), &synthetic()),
+        &[],
         &options(),
         None,
         &old_out,
@@ -293,6 +303,7 @@ fn baseline_diff_from_metrics_json() {
     let new_out = dir.path().join("new");
     let report = generate(
         &write_benches(&dir.path().join("n"), &changed_run()),
+        &[],
         &options(),
         Some(&source),
         &new_out,
@@ -369,6 +380,7 @@ fn baseline_from_a_lock_file_that_embeds_the_report_metrics() {
     let dir = tempfile::tempdir().unwrap();
     let old = generate(
         &write_benches(&dir.path().join("o"), &synthetic()),
+        &[],
         &options(),
         None,
         &dir.path().join("old"),
@@ -390,6 +402,7 @@ fn baseline_from_a_lock_file_that_embeds_the_report_metrics() {
     };
     let report = generate(
         &write_benches(&dir.path().join("n"), &changed_run()),
+        &[],
         &options(),
         Some(&source),
         &dir.path().join("new"),
@@ -411,6 +424,7 @@ fn baseline_from_a_lock_file_that_embeds_the_report_metrics() {
     .unwrap();
     let err = generate(
         &write_benches(&dir.path().join("m"), &synthetic()),
+        &[],
         &options(),
         Some(&source),
         &dir.path().join("x"),
@@ -432,7 +446,7 @@ fn bad_inputs_fail_naming_the_file() {
         .unwrap()
         .remove("model_size_bytes");
     let paths = write_benches(dir.path(), &benches);
-    let err = generate(&paths, &options(), None, &dir.path().join("out"))
+    let err = generate(&paths, &[], &options(), None, &dir.path().join("out"))
         .unwrap_err()
         .to_string();
     assert!(
@@ -445,12 +459,12 @@ fn bad_inputs_fail_naming_the_file() {
         bench("a", "float16", 1, 1.0, 0.5),
     ];
     let paths = write_benches(&dir.path().join("dup"), &twice);
-    let err = generate(&paths, &options(), None, &dir.path().join("out"))
+    let err = generate(&paths, &[], &options(), None, &dir.path().join("out"))
         .unwrap_err()
         .to_string();
     assert!(err.contains("both named `a`"), "{err}");
 
-    let err = generate(&[], &options(), None, &dir.path().join("out"))
+    let err = generate(&[], &[], &options(), None, &dir.path().join("out"))
         .unwrap_err()
         .to_string();
     assert!(err.contains("no bench results"), "{err}");
@@ -473,7 +487,7 @@ fn stage_binary_runs_a_request() {
         "protocol": stage_api::PROTOCOL_VERSION,
         "kind": "report",
         "stage": "report",
-        "params": {"title": "stage run", "targets": {"ptq_max_map50_drop_points": 5.0}},
+        "params": {"title": "stage run", "targets": [{"variant": "full_int8", "metric": "map50", "max_drop_points": 5.0}]},
         "inputs": {"benches": paths, "provenance": [checkpoint]},
         "output_dir": out,
         "result_path": dir.path().join("result.json"),
@@ -493,14 +507,14 @@ fn stage_binary_runs_a_request() {
     let result: stage_api::StageResult =
         serde_json::from_slice(&std::fs::read(dir.path().join("result.json")).unwrap()).unwrap();
     assert_eq!(result.outputs["html"], Path::new("report.html"));
-    assert_eq!(result.metrics["targets_met"], 3);
+    assert_eq!(result.metrics["targets_met"], 1);
     assert_eq!(
         result.metrics["report"]["schema"],
         "edgepipe.report.metrics/1"
     );
     assert_eq!(
         result.summary.as_deref(),
-        Some("6 variants, targets met 3/3")
+        Some("6 variants, targets met 1/1")
     );
     let md = read(&out, "report.md");
     assert!(md.starts_with("# stage run\n"));
@@ -522,17 +536,23 @@ fn stage_binary_runs_a_request() {
         .collect();
     assert_eq!(
         inputs,
-        [("benches", true, true), ("provenance", true, false)]
+        [
+            ("benches", true, true),
+            ("evaluations", true, false),
+            ("records", false, false),
+            ("provenance", true, false)
+        ]
     );
     let targets = description
         .params
         .iter()
         .find(|p| p.name == "targets")
         .unwrap();
-    assert_eq!(
-        targets.default.as_ref().unwrap()["ptq_max_map50_drop_points"],
-        3.0
-    );
+    let defaults = targets.default.as_ref().unwrap().as_array().unwrap();
+    assert_eq!(defaults.len(), 6);
+    assert_eq!(defaults[0]["max_drop_points"], 3.0);
+    assert_eq!(defaults[4]["vs"], "full_int8");
+    assert_eq!(defaults[5]["at_least"], 0.95);
 }
 
 /// A `bench.json` exactly as the bench stage writes it (schema 1).
@@ -571,7 +591,7 @@ fn reads_the_bench_stage_layout() {
     let dir = tempfile::tempdir().unwrap();
     let paths = write_benches(dir.path(), &[float, int8]);
     let out = dir.path().join("out");
-    let report = generate(&paths, &options(), None, &out).unwrap();
+    let report = generate(&paths, &[], &options(), None, &out).unwrap();
     let v = &report.doc.variants[1];
     assert_eq!(v.map50, Some(0.60));
     assert_eq!(v.delta_map50_points, Some(-2.0));
@@ -617,9 +637,15 @@ fn baseline_that_is_not_json_is_named() {
         label: "old.lock".into(),
     };
     let paths = write_benches(dir.path(), &synthetic());
-    let err = generate(&paths, &options(), Some(&source), &dir.path().join("out"))
-        .unwrap_err()
-        .to_string();
+    let err = generate(
+        &paths,
+        &[],
+        &options(),
+        Some(&source),
+        &dir.path().join("out"),
+    )
+    .unwrap_err()
+    .to_string();
     assert!(
         err.starts_with(&format!(
             "{}: not a usable baseline: invalid JSON",

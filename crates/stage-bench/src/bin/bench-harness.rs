@@ -7,13 +7,13 @@
 use std::path::PathBuf;
 
 use anyhow::{Context, bail};
+use coco_eval::synthetic::Rng;
 use serde_json::{Value, json};
 use stage_bench::latency::{LatencyStats, LoopLimits};
 use stage_bench::model_io::ModelIo;
 use stage_bench::preprocess::{self, InputData, Normalization};
 use stage_bench::reference::{find_python, run_script, workspace_root};
 use stage_bench::runtime::LiteRtRunner;
-use stage_bench::synthetic::Rng;
 
 struct Args {
     model: PathBuf,

@@ -5,9 +5,9 @@
 use std::time::Instant;
 
 use anyhow::{Context, bail};
-use stage_bench::coco_eval::evaluate;
+use coco_eval::evaluate;
+use coco_eval::synthetic::generate;
 use stage_bench::reference::{find_python, pycocotools};
-use stage_bench::synthetic::generate;
 
 struct Args {
     images: usize,

@@ -21,11 +21,13 @@
 
 use std::collections::{BTreeMap, HashMap};
 
+use serde::{Deserialize, Serialize};
+
 /// A box in COCO pixel convention: left, top, width, height.
 pub type CocoBox = [f64; 4];
 
 /// One ground-truth object.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct GroundTruth {
     pub image_id: i64,
     pub category_id: i64,
@@ -36,7 +38,7 @@ pub struct GroundTruth {
 }
 
 /// One detection (COCO results format).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Detection {
     pub image_id: i64,
     pub category_id: i64,
@@ -45,7 +47,7 @@ pub struct Detection {
 }
 
 /// The twelve numbers `COCOeval.summarize()` prints, in its order.
-#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct CocoSummary {
     /// AP @[IoU=0.50:0.95 | area=all | maxDets=100] (`stats[0]`).
     pub map: f64,
@@ -94,15 +96,20 @@ pub enum CocoEvalError {
     UnknownImage { index: usize, image_id: i64 },
     #[error("detection {index} has a score or box that is not a finite number")]
     NotFinite { index: usize },
+    #[error("{given} image multiplicities given for an evaluation of {images} images")]
+    Multiplicities { given: usize, images: usize },
+    #[error("variant {index} of a paired bootstrap covers other images than the first")]
+    DifferentImages { index: usize },
 }
 
-const MAX_DETS: [usize; 3] = [1, 10, 100];
-const AREA_RANGES: [[f64; 2]; 4] = [[0.0, 1e10], [0.0, 1024.0], [1024.0, 9216.0], [9216.0, 1e10]];
-const NUM_IOU: usize = 10;
-const NUM_RECALL: usize = 101;
+pub(crate) const MAX_DETS: [usize; 3] = [1, 10, 100];
+pub(crate) const AREA_RANGES: [[f64; 2]; 4] =
+    [[0.0, 1e10], [0.0, 1024.0], [1024.0, 9216.0], [9216.0, 1e10]];
+pub(crate) const NUM_IOU: usize = 10;
+pub(crate) const NUM_RECALL: usize = 101;
 
 /// `np.linspace(.5, .95, 10)` element for element.
-fn iou_thresholds() -> [f64; NUM_IOU] {
+pub(crate) fn iou_thresholds() -> [f64; NUM_IOU] {
     let step = (0.95 - 0.5) / 9.0;
     let mut t = [0.0; NUM_IOU];
     for (i, v) in t.iter_mut().enumerate() {
@@ -113,7 +120,7 @@ fn iou_thresholds() -> [f64; NUM_IOU] {
 }
 
 /// `np.linspace(0, 1, 101)` element for element.
-fn recall_thresholds() -> [f64; NUM_RECALL] {
+pub(crate) fn recall_thresholds() -> [f64; NUM_RECALL] {
     let step = 1.0 / 100.0;
     let mut r = [0.0; NUM_RECALL];
     for (i, v) in r.iter_mut().enumerate() {
@@ -125,12 +132,12 @@ fn recall_thresholds() -> [f64; NUM_RECALL] {
 
 /// Order for sorting scores high to low, ties equal (as numpy's stable
 /// argsort of negated scores; scores are checked finite beforehand).
-fn descending(a: f64, b: f64) -> std::cmp::Ordering {
+pub(crate) fn descending(a: f64, b: f64) -> std::cmp::Ordering {
     b.partial_cmp(&a).unwrap_or(std::cmp::Ordering::Equal)
 }
 
 /// pycocotools' `bbIou` for one pair.
-fn box_iou(d: &CocoBox, g: &CocoBox, crowd: bool) -> f64 {
+pub(crate) fn box_iou(d: &CocoBox, g: &CocoBox, crowd: bool) -> f64 {
     let da = d[2] * d[3];
     let ga = g[2] * g[3];
     let w = (d[2] + d[0]).min(g[2] + g[0]) - d[0].max(g[0]);
@@ -148,12 +155,112 @@ fn box_iou(d: &CocoBox, g: &CocoBox, crowd: bool) -> f64 {
 
 /// One detection's outcome at every IoU threshold for one area range.
 #[derive(Debug, Clone, Copy)]
-struct DetOutcome {
-    score: f64,
+pub(crate) struct DetOutcome {
+    pub score: f64,
     /// Rank of the detection within its image (score order), for maxDets.
-    rank: usize,
-    matched: [bool; NUM_IOU],
-    ignored: [bool; NUM_IOU],
+    pub rank: usize,
+    pub matched: [bool; NUM_IOU],
+    pub ignored: [bool; NUM_IOU],
+}
+
+/// Ground truth and detections grouped by (category, image), both as
+/// indices into the sorted, deduplicated id lists; input order is kept
+/// within a group.
+pub(crate) struct Grouped<'a> {
+    pub images: Vec<i64>,
+    pub categories: Vec<i64>,
+    pub gts: BTreeMap<(usize, usize), Vec<&'a GroundTruth>>,
+    pub dts: BTreeMap<(usize, usize), Vec<&'a Detection>>,
+}
+
+impl<'a> Grouped<'a> {
+    /// Validates the detections (known image, finite numbers) and groups.
+    pub fn new(
+        image_ids: &[i64],
+        category_ids: &[i64],
+        ground_truth: &'a [GroundTruth],
+        detections: &'a [Detection],
+    ) -> Result<Self, CocoEvalError> {
+        let mut images: Vec<i64> = image_ids.to_vec();
+        images.sort_unstable();
+        images.dedup();
+        let mut categories: Vec<i64> = category_ids.to_vec();
+        categories.sort_unstable();
+        categories.dedup();
+        let image_index: HashMap<i64, usize> =
+            images.iter().enumerate().map(|(i, &id)| (id, i)).collect();
+        let category_index: HashMap<i64, usize> = categories
+            .iter()
+            .enumerate()
+            .map(|(i, &id)| (id, i))
+            .collect();
+
+        for (index, d) in detections.iter().enumerate() {
+            if !image_index.contains_key(&d.image_id) {
+                return Err(CocoEvalError::UnknownImage {
+                    index,
+                    image_id: d.image_id,
+                });
+            }
+            if !d.score.is_finite() || d.bbox.iter().any(|v| !v.is_finite()) {
+                return Err(CocoEvalError::NotFinite { index });
+            }
+        }
+
+        let mut gts: BTreeMap<(usize, usize), Vec<&GroundTruth>> = BTreeMap::new();
+        for g in ground_truth {
+            if let (Some(&k), Some(&i)) = (
+                category_index.get(&g.category_id),
+                image_index.get(&g.image_id),
+            ) {
+                gts.entry((k, i)).or_default().push(g);
+            }
+        }
+        let mut dts: BTreeMap<(usize, usize), Vec<&Detection>> = BTreeMap::new();
+        for d in detections {
+            if let (Some(&k), Some(&i)) = (
+                category_index.get(&d.category_id),
+                image_index.get(&d.image_id),
+            ) {
+                dts.entry((k, i)).or_default().push(d);
+            }
+        }
+        Ok(Self {
+            images,
+            categories,
+            gts,
+            dts,
+        })
+    }
+
+    /// The ground truth and detections of category `k` on image `i`.
+    pub fn cell(&self, k: usize, i: usize) -> (&[&'a GroundTruth], &[&'a Detection]) {
+        (
+            self.gts.get(&(k, i)).map_or(&[], Vec::as_slice),
+            self.dts.get(&(k, i)).map_or(&[], Vec::as_slice),
+        )
+    }
+}
+
+/// One image and category's detections sorted by score (stable) and cut
+/// at 100, with their IoU against every ground truth.
+pub(crate) fn rank_and_overlap<'a>(
+    g: &[&GroundTruth],
+    d: &[&'a Detection],
+) -> (Vec<&'a Detection>, Vec<Vec<f64>>) {
+    let mut order: Vec<usize> = (0..d.len()).collect();
+    order.sort_by(|&a, &b| descending(d[a].score, d[b].score)); // stable
+    order.truncate(MAX_DETS[MAX_DETS.len() - 1]);
+    let sorted: Vec<&Detection> = order.iter().map(|&j| d[j]).collect();
+    let ious: Vec<Vec<f64>> = sorted
+        .iter()
+        .map(|det| {
+            g.iter()
+                .map(|gt| box_iou(&det.bbox, &gt.bbox, gt.iscrowd))
+                .collect()
+        })
+        .collect();
+    (sorted, ious)
 }
 
 /// Evaluates detections against ground truth over `image_ids` and
@@ -164,51 +271,8 @@ pub fn evaluate(
     ground_truth: &[GroundTruth],
     detections: &[Detection],
 ) -> Result<CocoSummary, CocoEvalError> {
-    let mut images: Vec<i64> = image_ids.to_vec();
-    images.sort_unstable();
-    images.dedup();
-    let mut categories: Vec<i64> = category_ids.to_vec();
-    categories.sort_unstable();
-    categories.dedup();
-    let image_index: HashMap<i64, usize> =
-        images.iter().enumerate().map(|(i, &id)| (id, i)).collect();
-    let category_index: HashMap<i64, usize> = categories
-        .iter()
-        .enumerate()
-        .map(|(i, &id)| (id, i))
-        .collect();
-
-    for (index, d) in detections.iter().enumerate() {
-        if !image_index.contains_key(&d.image_id) {
-            return Err(CocoEvalError::UnknownImage {
-                index,
-                image_id: d.image_id,
-            });
-        }
-        if !d.score.is_finite() || d.bbox.iter().any(|v| !v.is_finite()) {
-            return Err(CocoEvalError::NotFinite { index });
-        }
-    }
-
-    // Group by (category, image), keeping input order within a group.
-    let mut gts: BTreeMap<(usize, usize), Vec<&GroundTruth>> = BTreeMap::new();
-    for g in ground_truth {
-        if let (Some(&k), Some(&i)) = (
-            category_index.get(&g.category_id),
-            image_index.get(&g.image_id),
-        ) {
-            gts.entry((k, i)).or_default().push(g);
-        }
-    }
-    let mut dts: BTreeMap<(usize, usize), Vec<&Detection>> = BTreeMap::new();
-    for d in detections {
-        if let (Some(&k), Some(&i)) = (
-            category_index.get(&d.category_id),
-            image_index.get(&d.image_id),
-        ) {
-            dts.entry((k, i)).or_default().push(d);
-        }
-    }
+    let grouped = Grouped::new(image_ids, category_ids, ground_truth, detections)?;
+    let (images, categories) = (&grouped.images, &grouped.categories);
 
     let thresholds = iou_thresholds();
     let recalls = recall_thresholds();
@@ -217,31 +281,17 @@ pub fn evaluate(
         vec![vec![Vec::new(); MAX_DETS.len()]; AREA_RANGES.len()];
     let mut recall: Vec<Vec<Vec<f64>>> = vec![vec![Vec::new(); MAX_DETS.len()]; AREA_RANGES.len()];
 
-    let empty_g: Vec<&GroundTruth> = Vec::new();
-    let empty_d: Vec<&Detection> = Vec::new();
     for k in 0..categories.len() {
         // Per area range: outcomes of all detections of the category, in
         // image order, and the count of non-ignored ground truth.
         let mut outcomes: Vec<Vec<DetOutcome>> = vec![Vec::new(); AREA_RANGES.len()];
         let mut positives = [0usize; 4];
         for i in 0..images.len() {
-            let g = gts.get(&(k, i)).unwrap_or(&empty_g);
-            let d = dts.get(&(k, i)).unwrap_or(&empty_d);
+            let (g, d) = grouped.cell(k, i);
             if g.is_empty() && d.is_empty() {
                 continue;
             }
-            let mut order: Vec<usize> = (0..d.len()).collect();
-            order.sort_by(|&a, &b| descending(d[a].score, d[b].score)); // stable
-            order.truncate(MAX_DETS[MAX_DETS.len() - 1]);
-            let sorted: Vec<&Detection> = order.iter().map(|&j| d[j]).collect();
-            let ious: Vec<Vec<f64>> = sorted
-                .iter()
-                .map(|det| {
-                    g.iter()
-                        .map(|gt| box_iou(&det.bbox, &gt.bbox, gt.iscrowd))
-                        .collect()
-                })
-                .collect();
+            let (sorted, ious) = rank_and_overlap(g, d);
             for (a, range) in AREA_RANGES.iter().enumerate() {
                 positives[a] +=
                     match_image(g, &sorted, &ious, range, &thresholds, &mut outcomes[a]);
@@ -258,14 +308,7 @@ pub fn evaluate(
         }
     }
 
-    let mean = |values: &[f64]| -> f64 {
-        let kept: Vec<f64> = values.iter().copied().filter(|v| *v > -1.0).collect();
-        if kept.is_empty() {
-            -1.0
-        } else {
-            kept.iter().sum::<f64>() / kept.len() as f64
-        }
-    };
+    let mean = mean_of_defined;
     // Entries for one IoU threshold index: the layout per category is
     // NUM_IOU blocks of NUM_RECALL values for precision, NUM_IOU values for recall.
     let at_threshold = |values: &[f64], t: usize, block: usize| -> Vec<f64> {
@@ -295,7 +338,7 @@ pub fn evaluate(
 
 /// `COCOeval.evaluateImg` for one image, category and area range: appends
 /// the detections' outcomes and returns the number of non-ignored ground truth.
-fn match_image(
+pub(crate) fn match_image(
     gt: &[&GroundTruth],
     dt: &[&Detection],
     ious: &[Vec<f64>],
@@ -360,6 +403,40 @@ fn match_image(
     gt_ignore.iter().filter(|ignored| !**ignored).count()
 }
 
+/// The mean of the entries that are not -1 (undefined), in order; -1 when
+/// none is defined, as `COCOeval.summarize`.
+pub(crate) fn mean_of_defined(values: &[f64]) -> f64 {
+    let kept: Vec<f64> = values.iter().copied().filter(|v| *v > -1.0).collect();
+    if kept.is_empty() {
+        -1.0
+    } else {
+        kept.iter().sum::<f64>() / kept.len() as f64
+    }
+}
+
+/// Precision made monotone from the right (in place) and sampled at the
+/// recall thresholds, as `COCOeval.accumulate` does for one threshold.
+pub(crate) fn sample_precision(
+    rc: &[f64],
+    pr: &mut [f64],
+    recalls: &[f64; NUM_RECALL],
+) -> [f64; NUM_RECALL] {
+    for i in (1..pr.len()).rev() {
+        if pr[i] > pr[i - 1] {
+            pr[i - 1] = pr[i];
+        }
+    }
+    let mut q = [0.0f64; NUM_RECALL];
+    for (slot, &threshold) in q.iter_mut().zip(recalls.iter()) {
+        let index = rc.partition_point(|&v| v < threshold);
+        if index >= pr.len() {
+            break;
+        }
+        *slot = pr[index];
+    }
+    q
+}
+
 /// `COCOeval.accumulate` for one category, area range and maxDets: the
 /// precision at each (threshold, recall point) and the recall per threshold,
 /// or -1 everywhere when the category has no non-ignored ground truth.
@@ -395,19 +472,7 @@ fn accumulate(
             pr.push(tp / (fp + tp + f64::EPSILON));
         }
         recall.push(rc.last().copied().unwrap_or(0.0));
-        for i in (1..pr.len()).rev() {
-            if pr[i] > pr[i - 1] {
-                pr[i - 1] = pr[i];
-            }
-        }
-        let mut q = [0.0f64; NUM_RECALL];
-        for (slot, &threshold) in q.iter_mut().zip(recalls.iter()) {
-            let index = rc.partition_point(|&v| v < threshold);
-            if index >= pr.len() {
-                break;
-            }
-            *slot = pr[index];
-        }
+        let q = sample_precision(&rc, &mut pr, recalls);
         precision.extend_from_slice(&q);
     }
     (precision, recall)
