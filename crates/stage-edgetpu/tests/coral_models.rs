@@ -112,6 +112,7 @@ fn deeplab_is_cut_at_the_first_unsupported_op_like_its_twin() {
         "d",
         PredictOptions {
             allow_multiple_subgraphs: true,
+            ..PredictOptions::default()
         },
     )
     .unwrap();
