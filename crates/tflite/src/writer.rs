@@ -338,7 +338,6 @@ fn builtin_options(
             fused_activation_function: activation,
             weights_format,
             keep_num_dims,
-            ..fb::FullyConnectedOptions::default()
         })),
         ("SOFTMAX", OpOptions::Softmax { beta }) => {
             B::SoftmaxOptions(Box::new(fb::SoftmaxOptions { beta }))
