@@ -36,7 +36,8 @@ EXIT_NO_INTERPRETER = 4
 
 def fail(code, message):
     print(f"edgepipe-device: {message}", file=sys.stderr, flush=True)
-    sys.exit(code)
+    # Skip interpreter teardown: a half-made delegate's finalizer only adds noise.
+    os._exit(code)
 
 
 def interpreter_api():
