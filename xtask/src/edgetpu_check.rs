@@ -1,4 +1,4 @@
-//! `cargo xtask edgetpu-check MODEL.tflite [--json] [-a]`: predicts the Edge
+//! `cargo xtask edgetpu-check MODEL.tflite [--json] [-a] [--compiler-version V] [-m N]`: predicts the Edge
 //! TPU op mapping without the compiler. Delegates to the `edgetpu-check`
 //! binary of the `stage-edgetpu` crate, which carries the heavy dependencies.
 
@@ -14,6 +14,12 @@ pub struct Args {
     /// Predict as with the compiler's -a (allow multiple Edge TPU subgraphs).
     #[arg(short = 'a', long)]
     allow_multiple_subgraphs: bool,
+    /// The Edge TPU compiler release to predict for (16, 15, 14.1, 2.1, 2.0, 2.0.267685300, 1.0).
+    #[arg(long, default_value = "16")]
+    compiler_version: String,
+    /// Predict as with the compiler's -m: the Edge TPU runtime version to target.
+    #[arg(short = 'm', long)]
+    min_runtime_version: Option<u32>,
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
@@ -23,6 +29,12 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     }
     if args.allow_multiple_subgraphs {
         argv.push("-a".into());
+    }
+    argv.push("--compiler-version".into());
+    argv.push(args.compiler_version.into());
+    if let Some(runtime) = args.min_runtime_version {
+        argv.push("--min-runtime-version".into());
+        argv.push(runtime.to_string().into());
     }
     crate::delegate::run_release_binary("stage-edgetpu", "edgetpu-check", argv)
 }

@@ -30,6 +30,12 @@
 //! no Edge TPU path); otherwise `status` is `no device` and no latency is
 //! recorded.
 //!
+//! Boards: with `device: {ssh: user@host, runtime: edgetpu|cpu}` the
+//! model runs on a board over SSH ([`device`]): the board times it with its
+//! TFLite interpreter (Edge TPU delegate or CPU) and returns samples and
+//! outputs; statistics, detections and COCO accuracy are computed here with
+//! the local bench's code, and `bench.json` names the device.
+//!
 //! Binaries: `stage-bench` (the stage), `bench-harness` (our loop against a
 //! plain Python `ai_edge_litert` loop) and `bench-map` (our COCO evaluation
 //! against pycocotools on a large synthetic set).
@@ -37,6 +43,7 @@
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
 pub mod detections;
+pub mod device;
 pub mod edgetpu;
 pub mod latency;
 pub mod memory;

@@ -22,6 +22,7 @@
 //! | `quantization_error` | [`QuantizationError`] against the float parent, `null` without `float_model` |
 //! | `peak_rss_bytes` | peak resident memory of the bench process |
 //! | `warnings` | anything that makes a number less trustworthy |
+//! | `device` | for a bench on a board over SSH: `host`, `runtime` (`edgetpu`/`cpu`), `machine`, `interpreter`, `python`; `null` for a local bench |
 
 use serde::{Deserialize, Serialize};
 
@@ -66,6 +67,9 @@ pub struct BenchResults {
     pub quantization_error: Option<QuantizationError>,
     pub peak_rss_bytes: Option<u64>,
     pub warnings: Vec<String>,
+    /// The board a device bench ran on; `None` for a local bench.
+    #[serde(default)]
+    pub device: Option<crate::device::DeviceInfo>,
 }
 
 /// Ops placement from the edgetpu stage's report.

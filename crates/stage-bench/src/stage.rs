@@ -79,6 +79,10 @@ pub struct BenchParams {
     /// Quantization error: minimum IoU for a float and a quantized detection to be the same object.
     #[serde(default = "default_compare_iou")]
     pub compare_iou_threshold: f64,
+    /// Benchmark on a board over SSH instead of this machine:
+    /// `{ssh: user@host, runtime: edgetpu|cpu}` (see `device::DeviceParams`).
+    #[serde(default)]
+    pub device: Option<crate::device::DeviceParams>,
 }
 
 fn default_threads() -> usize {
@@ -119,7 +123,7 @@ fn default_compare_iou() -> f64 {
 }
 
 impl BenchParams {
-    fn limits(&self) -> LoopLimits {
+    pub(crate) fn limits(&self) -> LoopLimits {
         LoopLimits {
             warmup_runs: self.warmup_runs,
             warmup_min_secs: self.warmup_min_secs,
@@ -129,7 +133,7 @@ impl BenchParams {
         }
     }
 
-    fn normalization(&self) -> Normalization {
+    pub(crate) fn normalization(&self) -> Normalization {
         Normalization {
             mean: self.input_mean,
             std: self.input_std,
@@ -276,6 +280,7 @@ fn not_compiled(
         quantization_error: None,
         peak_rss_bytes: None,
         warnings: vec![detail.clone()],
+        device: None,
     };
     let evaluation = per_image(&results.variant, &[], &[], None);
     write_outputs(ctx, &results, &[], &evaluation)?;
@@ -417,7 +422,7 @@ fn run_pass(
     Ok(pass)
 }
 
-fn preprocess_inputs(
+pub(crate) fn preprocess_inputs(
     io: &ModelIo,
     images: &[LabeledImage],
     norm: Normalization,
@@ -519,6 +524,7 @@ fn run_bench(ctx: &StageContext, params: &BenchParams) -> Result<StageResult, St
         quantization_error: None,
         peak_rss_bytes: None,
         warnings: Vec::new(),
+        device: None,
     };
     let mut coco_results: Vec<CocoResult> = Vec::new();
     // Per val image, when accuracy is measured: its detections, and its
@@ -526,7 +532,21 @@ fn run_bench(ctx: &StageContext, params: &BenchParams) -> Result<StageResult, St
     let mut evaluated: &[LabeledImage] = &[];
     let mut reference_matches: Option<Vec<ReferenceMatch>> = None;
 
-    if io.edgetpu_compiled {
+    if let Some(device) = &params.device {
+        let row = crate::device::row::DeviceRow {
+            model_path: &model_path,
+            io: &io,
+            images: &images,
+        };
+        row.measure(
+            ctx,
+            params,
+            device,
+            &mut results,
+            &mut coco_results,
+            &mut warnings,
+        )?;
+    } else if io.edgetpu_compiled {
         results.runtime = RUNTIME_EDGETPU.to_owned();
         let availability = edgetpu::probe();
         if availability.usable() {
@@ -627,7 +647,10 @@ fn run_bench(ctx: &StageContext, params: &BenchParams) -> Result<StageResult, St
     Ok(result)
 }
 
-fn accuracy(images: &[LabeledImage], coco_results: &[CocoResult]) -> Result<Accuracy, StageError> {
+pub(crate) fn accuracy(
+    images: &[LabeledImage],
+    coco_results: &[CocoResult],
+) -> Result<Accuracy, StageError> {
     let ground_truth: Vec<GroundTruth> = images
         .iter()
         .flat_map(|i| i.ground_truth.iter().cloned())

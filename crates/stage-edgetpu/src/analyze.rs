@@ -17,6 +17,7 @@ use serde::Serialize;
 use tflite::{Model, Subgraph};
 
 use crate::rules::{self, status};
+use crate::versions::Target;
 
 /// One op of the report (the shape `--json` prints).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -24,6 +25,9 @@ pub struct OpReport {
     pub index: usize,
     /// TFLite's op name (`CONV_2D`, `CUSTOM`).
     pub op: String,
+    /// A custom op's custom code (`TFLite_Detection_PostProcess`); absent for builtins.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub custom_code: Option<String>,
     pub on_tpu: bool,
     pub status: String,
 }
@@ -84,6 +88,8 @@ pub struct Analysis {
     pub package_compiler: Option<String>,
     /// TFLite subgraphs beyond the main one (not considered).
     pub extra_subgraphs: usize,
+    /// For predictions: the compiler and runtime the statuses assume.
+    pub target: Option<Target>,
 }
 
 /// Options of the prediction that mirror compiler flags.
@@ -91,6 +97,8 @@ pub struct Analysis {
 pub struct PredictOptions {
     /// `-a`: allow multiple Edge TPU subgraphs.
     pub allow_multiple_subgraphs: bool,
+    /// The compiler and `-m` runtime to predict for (default: compiler 16, runtime 14).
+    pub target: Target,
 }
 
 /// Why the model could not be analysed.
@@ -153,6 +161,7 @@ fn compiled_report(model: &Model, graph: &Subgraph) -> Result<Analysis, AnalyzeE
         ops.push(OpReport {
             index: op.index,
             op: op.op.clone(),
+            custom_code: custom_code(op),
             on_tpu,
             status,
         });
@@ -172,7 +181,17 @@ fn compiled_report(model: &Model, graph: &Subgraph) -> Result<Analysis, AnalyzeE
         min_runtime_version,
         package_compiler,
         extra_subgraphs: model.subgraphs.len().saturating_sub(1),
+        target: None,
     })
+}
+
+/// The custom code of a custom op, for the JSON report.
+fn custom_code(op: &tflite::Operator) -> Option<String> {
+    if op.builtin_code == tflite::CUSTOM_BUILTIN_CODE {
+        op.custom_code.clone()
+    } else {
+        None
+    }
 }
 
 /// Whole-model failures the compiler reports before mapping anything.
@@ -210,7 +229,7 @@ pub fn predict(model: &Model, graph: &Subgraph, options: PredictOptions) -> Anal
     let mut details = Vec::new();
 
     for op in &graph.operators {
-        let verdict = rules::judge(model, graph, op);
+        let verdict = rules::judge(model, graph, op, &options.target);
         let cut_input = op.input_indices().find(|t| cut_tensors.contains(t));
         let after_tpu = op.input_indices().any(|t| tpu_tensors.contains(&t));
         let (on_tpu, status, reason, cut_by) = if let Some(error) = &model_error {
@@ -257,6 +276,7 @@ pub fn predict(model: &Model, graph: &Subgraph, options: PredictOptions) -> Anal
         ops.push(OpReport {
             index: op.index,
             op: op.op.clone(),
+            custom_code: custom_code(op),
             on_tpu,
             status,
         });
@@ -277,5 +297,6 @@ pub fn predict(model: &Model, graph: &Subgraph, options: PredictOptions) -> Anal
         min_runtime_version: None,
         package_compiler: None,
         extra_subgraphs: model.subgraphs.len().saturating_sub(1),
+        target: Some(options.target),
     }
 }

@@ -5,6 +5,7 @@ use serde::Serialize;
 use tflite::{Model, Subgraph};
 
 use crate::analyze::Analysis;
+use crate::op_versions::{self, LimitKind};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -73,6 +74,7 @@ pub fn lint(model: &Model, analysis: &Analysis) -> Vec<Finding> {
     float_io(graph, &mut findings);
     float_tensors(graph, &mut findings);
     dynamic_shapes(graph, &mut findings);
+    op_version_limits(graph, analysis, &mut findings);
     early_cuts(analysis, &mut findings);
     quantize_placement(graph, &mut findings);
     if analysis.extra_subgraphs > 0 {
@@ -205,6 +207,59 @@ fn dynamic_shapes(graph: &Subgraph, findings: &mut Vec<Finding>) {
             .to_owned(),
         ops: Vec::new(),
     });
+}
+
+/// Ops whose version the target compiler cannot read or map, one finding
+/// per (op, version) with what avoids that version.
+fn op_version_limits(graph: &Subgraph, analysis: &Analysis, findings: &mut Vec<Finding>) {
+    let Some(target) = analysis.target else {
+        return;
+    };
+    let mut seen: Vec<(&str, i32)> = Vec::new();
+    for op in &graph.operators {
+        let Some(limit) = op_versions::exceeded(&op.op, op.version, target.compiler) else {
+            continue;
+        };
+        if seen.contains(&(limit.op, op.version)) {
+            continue;
+        }
+        seen.push((limit.op, op.version));
+        let ops: Vec<usize> = graph
+            .operators
+            .iter()
+            .filter(|o| o.op == op.op && o.version == op.version)
+            .map(|o| o.index)
+            .collect();
+        let (level, effect) = match limit.kind {
+            LimitKind::Unreadable => (
+                Level::Error,
+                format!(
+                    "the compiler cannot read it and stops (\"Didn't find op for builtin opcode '{}' version '{}'\")",
+                    op.op, op.version
+                ),
+            ),
+            LimitKind::Unmapped => (
+                Level::Warning,
+                "the compiler leaves it on the CPU (\"Operation version not supported\")"
+                    .to_owned(),
+            ),
+        };
+        findings.push(Finding {
+            level,
+            code: "op-version",
+            message: format!(
+                "{} op(s) {} at version {}: compiler {} handles {} up to version {}; {effect}",
+                ops.len(),
+                op.op,
+                op.version,
+                target.compiler.build,
+                op.op,
+                limit.max_version
+            ),
+            fix: format!("{} (seen in {})", limit.avoid, limit.source),
+            ops,
+        });
+    }
 }
 
 fn early_cuts(analysis: &Analysis, findings: &mut Vec<Finding>) {

@@ -49,6 +49,9 @@ pub fn render(model_name: &str, analysis: &Analysis, findings: &[Finding]) -> St
         text.push_str(&format!(
             "PREDICTION for {model_name} (no Edge TPU compiler was run; statuses follow Coral's documented rules)\n"
         ));
+        if let Some(target) = &analysis.target {
+            text.push_str(&format!("Assumed: {}\n", target.describe()));
+        }
         if let Some(error) = &analysis.model_error {
             text.push_str(&format!("\nInvalid model: {model_name}\n{error}\n"));
         }

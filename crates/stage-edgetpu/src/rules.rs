@@ -1,14 +1,23 @@
 //! Coral's documented Edge TPU requirements, applied to one operator.
 //!
-//! Sources: Coral's "TensorFlow models on the Edge TPU" page (supported
-//! operations and their known limitations; 8-bit tensors only; static
-//! shapes; constant parameters; at most 3 innermost dimensions larger than 1)
-//! and the compiler's own status strings. Each check answers with the status
-//! the compiler prints for that failure, so predictions read like its log.
-//! Whether an op *is* mapped also depends on its position (see
-//! [`crate::analyze`]): this module only judges the op in isolation.
+//! The supported-op table follows Coral's "Supported operations" table on
+//! https://coral.ai/docs/edgetpu/models-intro/#supported-operations (also
+//! copied, without the runtime column, at
+//! https://github.com/dgist-datalab/Datalab_Intern/blob/master/Edge_TPU/convert_model_for_Edge_TPU.md),
+//! with the runtime each op arrived in from Coral's release notes
+//! (google-coral/edgetpu `RELEASE_NOTES.md`: runtime 13 added ExpandDims,
+//! Pack, Quantize, Sum and TransposeConv). Limitations are restated in
+//! edgepipe's words. General rules from the same page: 8-bit tensors only,
+//! static shapes, constant parameters, at most 3 innermost dimensions larger
+//! than 1. Each check answers with the status the compiler prints for that
+//! failure, so predictions read like its log. Whether an op *is* mapped also
+//! depends on its position (see [`crate::analyze`]): this module only judges
+//! the op in isolation, for one [`Target`] (compiler and runtime).
 
 use tflite::{Model, OpOptions, Operator, Subgraph, Tensor, TensorType};
+
+use crate::op_versions;
+use crate::versions::{CompilerVersion, Target};
 
 /// The compiler's statuses, verbatim.
 pub mod status {
@@ -23,10 +32,9 @@ pub mod status {
     pub const NOT_SUPPORTED: &str = "Operation not supported";
 }
 
-/// One documented supported operation: its TFLite name, the Edge TPU
-/// runtime it first appeared in (10 = all runtimes), and its documented
-/// limitation (empty when none).
-#[derive(Debug, Clone, Copy)]
+/// One row of Coral's table: the TFLite op, the Edge TPU runtime it first
+/// appeared in (10 = every runtime), and its limitation (empty when none).
+#[derive(Debug, Clone, Copy, serde::Serialize)]
 pub struct SupportedOp {
     pub op: &'static str,
     pub since_runtime: u32,
@@ -41,101 +49,96 @@ const fn op(op: &'static str, since_runtime: u32, limitation: &'static str) -> S
     }
 }
 
-/// Coral's table of operations the compiler can map.
+const NO_FUSED_ACTIVATION: &str = "no fused activation";
+const NOT_ON_BATCH: &str = "not along the batch dimension";
+const RESIZE_LIMIT: &str =
+    "3-D input and output; some size ratios stay on the CPU to keep precision";
+
+/// The operations the compiler can map, as Coral lists them.
 pub const SUPPORTED_OPS: &[SupportedOp] = &[
     op("ADD", 10, ""),
-    op("AVERAGE_POOL_2D", 10, "No fused activation function."),
+    op("AVERAGE_POOL_2D", 10, NO_FUSED_ACTIVATION),
     op(
         "CONCATENATION",
         10,
-        "No fused activation function. If any input is a compile-time constant tensor, there must be \
-         only 2 inputs, and this constant tensor must be all zeroes (effectively, a zero-padding op).",
+        "no fused activation; a constant input is only allowed as the all-zero second of exactly 2 inputs (zero padding)",
     ),
-    op(
-        "CONV_2D",
-        10,
-        "Must use the same dilation in x and y dimensions.",
-    ),
+    op("CONV_2D", 10, "dilation equal in x and y"),
     op(
         "DEPTHWISE_CONV_2D",
         10,
-        "Must use the same dilation in x and y dimensions.",
+        "runtime 12 and older: no dilation; runtime 13+: dilation equal in x and y",
     ),
     op("EXPAND_DIMS", 13, ""),
     op(
         "FULLY_CONNECTED",
         10,
-        "Only the default format is supported for fully-connected weights. Output tensor is one-dimensional.",
+        "default weights format only; 1-D output",
     ),
     op("L2_NORMALIZATION", 10, ""),
     op("LOGISTIC", 10, ""),
-    op(
-        "UNIDIRECTIONAL_SEQUENCE_LSTM",
-        14,
-        "Unidirectional LSTM only.",
-    ),
+    op("UNIDIRECTIONAL_SEQUENCE_LSTM", 14, "unidirectional only"),
     op("MAXIMUM", 10, ""),
-    op("MAX_POOL_2D", 10, "No fused activation function."),
-    op("MEAN", 10, "No reduction in batch dimension."),
+    op("MAX_POOL_2D", 10, NO_FUSED_ACTIVATION),
+    op(
+        "MEAN",
+        10,
+        "not along the batch dimension; runtime 12 and older: x/y only; runtime 13+: a z reduction needs a depth that is a multiple of 4",
+    ),
     op("MINIMUM", 10, ""),
     op("MUL", 10, ""),
-    op("PACK", 10, "No packing in batch dimension."),
-    op("PAD", 10, "No padding in batch dimension."),
+    op("PACK", 13, NOT_ON_BATCH),
+    op(
+        "PAD",
+        10,
+        "not along the batch dimension; runtime 12 and older: x/y only",
+    ),
     op(
         "PRELU",
         13,
-        "Alpha must be 1-dimensional (only the innermost dimension can be >1 size).",
+        "alpha varies along the innermost dimension only",
     ),
     op(
         "QUANTIZE",
         13,
-        "Requantization between 8-bit types (a float input stays on the CPU).",
+        "8-bit to 8-bit requantization (a float input stays on the CPU)",
     ),
-    op("REDUCE_MAX", 14, "Cannot operate on the batch dimension."),
-    op("REDUCE_MIN", 14, "Cannot operate on the batch dimension."),
+    op("REDUCE_MAX", 14, NOT_ON_BATCH),
+    op("REDUCE_MIN", 14, NOT_ON_BATCH),
     op("RELU", 10, ""),
     op("RELU6", 10, ""),
     op("RELU_N1_TO_1", 10, ""),
     op(
         "RESHAPE",
         10,
-        "Certain reshapes might not be mapped for large tensor sizes.",
+        "some reshapes of large tensors stay on the CPU",
     ),
-    op(
-        "RESIZE_BILINEAR",
-        10,
-        "Input/output is a 3-dimensional tensor. Depending on input/output size, this operation may not \
-         be mapped to the Edge TPU to avoid loss in precision.",
-    ),
-    op(
-        "RESIZE_NEAREST_NEIGHBOR",
-        10,
-        "Input/output is a 3-dimensional tensor. Depending on input/output size, this operation may not \
-         be mapped to the Edge TPU to avoid loss in precision.",
-    ),
+    op("RESIZE_BILINEAR", 10, RESIZE_LIMIT),
+    op("RESIZE_NEAREST_NEIGHBOR", 10, RESIZE_LIMIT),
     op("RSQRT", 14, ""),
     op("SLICE", 10, ""),
-    op(
-        "SOFTMAX",
-        10,
-        "Supports only 1-D input tensor with a max of 16,000 elements.",
-    ),
+    op("SOFTMAX", 10, "1-D input of at most 16,000 elements"),
     op("SPACE_TO_DEPTH", 10, ""),
-    op("SPLIT", 10, "No splitting in batch dimension."),
+    op("SPLIT", 10, NOT_ON_BATCH),
     op("SQUARED_DIFFERENCE", 14, ""),
     op("SQUEEZE", 10, ""),
     op(
         "STRIDED_SLICE",
         10,
-        "Supported only when all strides are equal to 1 (that is, effectively a Slice op), and with \
-         ellipsis-axis-mask == 0, and new-axis-max == 0.",
+        "strides of 1 only (a plain slice); no ellipsis or new-axis masks",
     ),
     op("SUB", 10, ""),
-    op("SUM", 13, "Cannot operate on the batch dimension."),
+    op("SUM", 13, NOT_ON_BATCH),
     op("TANH", 10, ""),
     op("TRANSPOSE", 14, ""),
     op("TRANSPOSE_CONV", 13, ""),
 ];
+
+/// The compiler before which per-axis (per-channel) quantized weights are
+/// predicted to stay on the CPU: 2.0.291256449 is the release that brought
+/// TensorFlow 2 full-integer support, whose converter quantizes weights per
+/// channel; older compilers predate that converter output.
+const FIRST_PER_AXIS_COMPILER: &str = "2.0";
 
 /// The supported-op entry for an op name.
 pub fn supported_op(name: &str) -> Option<&'static SupportedOp> {
@@ -177,8 +180,8 @@ const SOFTMAX_MAX_ELEMENTS: usize = 16_000;
 /// such as DeepLab's 1x1 -> 33x33 image pooling branch, stay on the CPU).
 const RESIZE_MAX_FACTOR: i32 = 8;
 
-/// Judges `op` of `graph` against the documented rules.
-pub fn judge(model: &Model, graph: &Subgraph, op: &Operator) -> Verdict {
+/// Judges `op` of `graph` against the documented rules for `target`.
+pub fn judge(model: &Model, graph: &Subgraph, op: &Operator, target: &Target) -> Verdict {
     let tensors =
         |list: &[i32]| -> Vec<&Tensor> { list.iter().filter_map(|i| graph.tensor(*i)).collect() };
     let inputs = tensors(&op.inputs);
@@ -187,10 +190,19 @@ pub fn judge(model: &Model, graph: &Subgraph, op: &Operator) -> Verdict {
     if op.is_custom("edgetpu-custom-op") {
         return Verdict::mappable();
     }
+    if let Some(limit) = op_versions::exceeded(&op.op, op.version, target.compiler) {
+        return Verdict::no(
+            status::VERSION_NOT_SUPPORTED,
+            format!(
+                "{} version {} is newer than compiler {} handles (up to version {})",
+                op.op, op.version, target.compiler.build, limit.max_version
+            ),
+        );
+    }
     if let Some(verdict) = check_data_types(op, &inputs, &outputs) {
         return verdict;
     }
-    let Some(_supported) = supported_op(&op.op) else {
+    let Some(supported) = supported_op(&op.op) else {
         let what = if op.builtin_code == tflite::CUSTOM_BUILTIN_CODE {
             format!(
                 "custom op `{}` has no Edge TPU implementation",
@@ -201,6 +213,20 @@ pub fn judge(model: &Model, graph: &Subgraph, op: &Operator) -> Verdict {
         };
         return Verdict::no(status::NOT_SUPPORTED, what);
     };
+    if supported.since_runtime > target.runtime {
+        return Verdict::no(
+            status::NOT_SUPPORTED,
+            format!(
+                "{} needs Edge TPU runtime {} or newer; the target is {}",
+                op.op,
+                supported.since_runtime,
+                target.describe()
+            ),
+        );
+    }
+    if let Some(verdict) = check_per_axis(op, &inputs, target.compiler) {
+        return verdict;
+    }
     if let Some(tensor) = inputs
         .iter()
         .chain(outputs.iter())
@@ -229,7 +255,33 @@ pub fn judge(model: &Model, graph: &Subgraph, op: &Operator) -> Verdict {
             ),
         );
     }
-    check_constraints(model, op, &inputs, &outputs).unwrap_or_else(Verdict::mappable)
+    check_constraints(model, op, &inputs, &outputs, target.runtime)
+        .unwrap_or_else(Verdict::mappable)
+}
+
+/// Per-axis quantized constant inputs (per-channel weights) on a compiler
+/// older than [`FIRST_PER_AXIS_COMPILER`].
+fn check_per_axis(
+    op: &Operator,
+    inputs: &[&Tensor],
+    compiler: &CompilerVersion,
+) -> Option<Verdict> {
+    let first = CompilerVersion::parse(FIRST_PER_AXIS_COMPILER).ok()?;
+    if compiler.rank() >= first.rank() {
+        return None;
+    }
+    let tensor = inputs
+        .iter()
+        .find(|t| t.quantization.as_ref().is_some_and(|q| q.is_per_axis()))?;
+    Some(Verdict::no(
+        status::UNSPECIFIED_LIMITATION,
+        format!(
+            "{} has per-axis quantized `{}`; compiler {} predates per-channel quantized models",
+            op.op,
+            label(tensor),
+            compiler.build
+        ),
+    ))
 }
 
 /// A tensor as messages name it: its name, or its index when unnamed.
@@ -314,6 +366,7 @@ fn check_constraints(
     op: &Operator,
     inputs: &[&Tensor],
     outputs: &[&Tensor],
+    runtime: u32,
 ) -> Option<Verdict> {
     let rank = inputs.first().map_or(0, |t| t.shape.len());
     // Parameters must be compile-time constants.
@@ -378,6 +431,16 @@ fn check_constraints(
         ) if dilation_w != dilation_h => limited(format!(
             "dilation differs in x ({dilation_w}) and y ({dilation_h})"
         )),
+        (
+            "DEPTHWISE_CONV_2D",
+            OpOptions::DepthwiseConv2D {
+                dilation_w,
+                dilation_h,
+                ..
+            },
+        ) if runtime <= 12 && (*dilation_w > 1 || *dilation_h > 1) => limited(format!(
+            "dilation {dilation_w}x{dilation_h}: runtime {runtime} has no dilated depthwise convolution (13+ does)"
+        )),
         ("FULLY_CONNECTED", OpOptions::FullyConnected { weights_format, .. })
             if *weights_format != 0 =>
         {
@@ -409,16 +472,56 @@ fn check_constraints(
         }
         ("MEAN" | "SUM" | "REDUCE_MAX" | "REDUCE_MIN", _) => {
             let axes = inputs.get(1).and_then(|t| const_ints(model, t))?;
-            if axes.iter().any(|a| axis_of(*a, rank) == 0) {
+            let axes: Vec<i64> = axes.iter().map(|a| axis_of(*a, rank)).collect();
+            let depth_axis = rank as i64 - 1;
+            let depth = inputs
+                .first()
+                .and_then(|t| t.shape.last().copied())
+                .unwrap_or(1);
+            if axes.contains(&0) {
                 limited("reduces over the batch dimension")
+            } else if op.op == "MEAN" && rank == 4 && axes.contains(&depth_axis) {
+                if runtime <= 12 {
+                    limited(format!(
+                        "reduces over the depth (z) dimension; runtime {runtime} only reduces x and y"
+                    ))
+                } else if depth % 4 != 0 {
+                    limited(format!(
+                        "reduces over a depth of {depth}, which is not a multiple of 4"
+                    ))
+                } else {
+                    None
+                }
             } else {
                 None
             }
         }
         ("PAD", _) => {
             let paddings = inputs.get(1).and_then(|t| const_ints(model, t))?;
-            if paddings.len() >= 2 && (paddings[0] != 0 || paddings[1] != 0) {
+            let padded = |dim: usize| {
+                paddings
+                    .get(2 * dim..2 * dim + 2)
+                    .is_some_and(|p| p.iter().any(|v| *v != 0))
+            };
+            if padded(0) {
                 limited("pads the batch dimension")
+            } else if runtime <= 12 && rank == 4 && padded(3) {
+                limited(format!(
+                    "pads the depth (z) dimension; runtime {runtime} only pads x and y"
+                ))
+            } else {
+                None
+            }
+        }
+        ("PRELU", _) => {
+            let alpha = inputs.get(1)?;
+            if alpha.shape.len() > 1 && alpha.shape[..alpha.shape.len() - 1].iter().any(|d| *d > 1)
+            {
+                limited(format!(
+                    "alpha `{}` has shape {:?}: only its innermost dimension may be larger than 1",
+                    label(alpha),
+                    alpha.shape
+                ))
             } else {
                 None
             }

@@ -14,6 +14,7 @@ use crate::compiler::{self, Compilation, CompileFlags, CompilerSource};
 use crate::compiler_log::TableRow;
 use crate::lint;
 use crate::report::table_rows;
+use crate::versions::Target;
 
 /// Params of the `edgetpu` stage.
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
@@ -27,8 +28,13 @@ pub struct EdgetpuParams {
     #[serde(default)]
     pub allow_multiple_subgraphs: bool,
     /// Compiler `-m`: the Edge TPU runtime version to target (e.g. 13); the compiler's default if unset.
+    /// Ops that arrived in a later runtime are predicted "Operation not supported".
     #[serde(default)]
     pub min_runtime_version: Option<u32>,
+    /// The Edge TPU compiler release the prediction assumes (`16`, `15`, `14.1`, `2.1`, `2.0`,
+    /// `2.0.267685300`, `1.0`); default: the latest, 16.
+    #[serde(default)]
+    pub compiler_version: Option<String>,
     /// Compiler `-n`: split the model into this many segments for pipelining over several TPUs.
     #[serde(default)]
     pub num_segments: Option<u32>,
@@ -121,8 +127,14 @@ impl Stage for EdgetpuStage {
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
         let model = Model::from_path(model_path).map_err(|e| StageError::input(e.to_string()))?;
+        let target = Target::new(
+            params.compiler_version.as_deref(),
+            params.min_runtime_version,
+        )
+        .map_err(|e| StageError::input(format!("edgetpu params: {e}")))?;
         let options = PredictOptions {
             allow_multiple_subgraphs: params.allow_multiple_subgraphs,
+            target,
         };
         let analysis = analyze::analyze(&model, &name, options)
             .map_err(|e| StageError::input(e.to_string()))?;
@@ -312,6 +324,8 @@ pub fn build_report(
         "ops": analysis.ops,
         "summary": summary,
         "predicted_summary": analysis.summary,
+        "assumed_compiler": analysis.target.map(|t| t.compiler.build),
+        "assumed_runtime": analysis.target.map(|t| t.runtime),
         "model_error": analysis.model_error,
         "min_runtime_version": analysis.min_runtime_version,
         "op_details": analysis.details,

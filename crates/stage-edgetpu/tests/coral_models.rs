@@ -112,6 +112,7 @@ fn deeplab_is_cut_at_the_first_unsupported_op_like_its_twin() {
         "d",
         PredictOptions {
             allow_multiple_subgraphs: true,
+            ..PredictOptions::default()
         },
     )
     .unwrap();
@@ -205,4 +206,35 @@ fn check_binary_prints_the_compiler_table_and_one_json_object() {
         .unwrap();
     assert_eq!(missing.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&missing.stderr).contains("nope.tflite"));
+}
+
+#[test]
+fn check_binary_says_which_compiler_it_assumed() {
+    let bin = env!("CARGO_BIN_EXE_edgetpu-check");
+    let run = |args: &[&str]| {
+        std::process::Command::new(bin)
+            .arg(coral("split_concat.tflite"))
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let default = run(&[]);
+    assert!(
+        String::from_utf8_lossy(&default.stdout)
+            .contains("Assumed: Edge TPU compiler 16.0.384591198, runtime 14\n")
+    );
+    let older = run(&["--compiler-version", "14", "-m", "12", "--json"]);
+    assert!(older.status.success());
+    let value: serde_json::Value = serde_json::from_slice(&older.stdout).unwrap();
+    assert_eq!(value["assumed_compiler"], "14.1.317412892");
+    assert_eq!(value["assumed_runtime"], 12);
+    // SPLIT and CONCATENATION exist since runtime 10: still all mapped.
+    assert_eq!(value["summary"]["tpu_ops"], 3);
+    let bad = run(&["--compiler-version", "16", "-m", "15"]);
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&bad.stderr).contains("min_runtime_version 15 is out of range"),
+        "{}",
+        String::from_utf8_lossy(&bad.stderr)
+    );
 }

@@ -255,3 +255,32 @@ fn requiring_a_missing_compiler_is_a_clear_error() {
         "{stderr}"
     );
 }
+
+#[test]
+fn the_stage_predicts_for_the_compiler_and_runtime_it_is_given() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = coral("split_concat.tflite");
+    let (code, _, report, stderr) = run_stage(dir.path(), &model, json!({}), None);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(report["assumed_compiler"], "16.0.384591198");
+    assert_eq!(report["assumed_runtime"], 14);
+
+    let dir = tempfile::tempdir().unwrap();
+    let params = json!({"compiler_version": "14.1", "min_runtime_version": 12});
+    let (code, _, report, stderr) = run_stage(dir.path(), &model, params, None);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(
+        (&report["assumed_compiler"], &report["assumed_runtime"]),
+        (&json!("14.1.317412892"), &json!(12))
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let (code, _, report, stderr) =
+        run_stage(dir.path(), &model, json!({"compiler_version": "17"}), None);
+    assert_ne!(code, 0);
+    assert_eq!(report, Value::Null, "no report is written for bad params");
+    assert!(
+        stderr.contains("unknown Edge TPU compiler version `17`; known: 1.0, 2.0.267685300"),
+        "{stderr}"
+    );
+}

@@ -127,7 +127,11 @@ pub fn analyze(
             variant: r.variant.clone(),
             role: Some(role),
             scheme: r.scheme.clone(),
-            runtime: r.runtime.clone(),
+            // A device bench's row names its board: `edgetpu @ coral-dev`.
+            runtime: match (&r.runtime, &r.device) {
+                (Some(runtime), Some(device)) => Some(format!("{runtime} @ {}", device.host)),
+                (runtime, _) => runtime.clone(),
+            },
             input_dtype: r.input_dtype.clone(),
             output_dtype: {
                 let mut kinds = r.output_dtypes.clone();
@@ -450,6 +454,37 @@ fn training_start(facts: &[(String, String)]) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_device_bench_row_names_its_board() {
+        let load = |variant: &str, device: serde_json::Value| LoadedBench {
+            path: format!("{variant}/bench.json").into(),
+            digest: String::new(),
+            result: serde_json::from_value(serde_json::json!({
+                "variant": variant, "model_size_bytes": 1000, "runtime": "edgetpu",
+                "status": "ok", "latency": {"mean_ms": 5.0}, "device": device,
+            }))
+            .unwrap(),
+        };
+        let report = analyze(
+            vec![
+                load(
+                    "board",
+                    serde_json::json!({"host": "coral-dev", "runtime": "edgetpu"}),
+                ),
+                load("local", serde_json::Value::Null),
+            ],
+            &ReportOptions::default(),
+        )
+        .unwrap();
+        let runtimes: Vec<Option<&str>> = report
+            .doc
+            .variants
+            .iter()
+            .map(|v| v.runtime.as_deref())
+            .collect();
+        assert_eq!(runtimes, [Some("edgetpu @ coral-dev"), Some("edgetpu")]);
+    }
 
     fn facts(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
         pairs

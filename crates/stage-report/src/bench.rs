@@ -59,10 +59,21 @@ pub struct BenchResult {
     pub quantization_error: Option<QuantizationError>,
     #[serde(default)]
     pub peak_rss_bytes: Option<u64>,
+    /// The board of a device bench (`host`, `runtime`); absent for a local bench.
+    #[serde(default)]
+    pub device: Option<BenchDevice>,
     /// Free-form facts about where the model came from (dataset, teacher,
     /// training start); shown in the report's provenance section.
     #[serde(default)]
     pub provenance: Map<String, Value>,
+}
+
+/// Where a device bench ran: the board's host and its runtime.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(default)]
+pub struct BenchDevice {
+    pub host: String,
+    pub runtime: String,
 }
 
 /// The Edge TPU view of the model: compiled by `edgetpu_compiler` or

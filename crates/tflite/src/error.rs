@@ -23,6 +23,8 @@ pub enum TfliteError {
     CustomOptions { location: String, source: FlexError },
     #[error("malformed Edge TPU package in {location}: {detail}")]
     EdgeTpuPackage { location: String, detail: String },
+    #[error("cannot write the model: {what}")]
+    Unsupported { what: String },
 }
 
 impl TfliteError {

@@ -11,6 +11,9 @@
 //! # Ok::<(), tflite::TfliteError>(())
 //! ```
 //!
+//! [`ModelWriter`] writes small one-subgraph models (tests build models op
+//! by op with it).
+//!
 //! The flatbuffer readers are generated from the schema subsets in
 //! `schema/` by `schema/regenerate.sh`; every access is bounds-checked, so a
 //! truncated or hostile file gives a [`TfliteError`], never a panic.
@@ -24,6 +27,7 @@ mod generated;
 mod model;
 mod options;
 mod tensor;
+mod writer;
 
 pub use custom::{DetectionPostProcessOptions, EdgeTpuOp, EdgeTpuPackage};
 pub use error::TfliteError;
@@ -33,3 +37,4 @@ pub use model::{
 };
 pub use options::{OpOptions, activation_name};
 pub use tensor::{Quantization, Tensor, TensorType};
+pub use writer::{ModelWriter, TensorSpec};

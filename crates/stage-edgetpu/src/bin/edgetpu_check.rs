@@ -1,13 +1,14 @@
-//! `edgetpu-check MODEL.tflite [--json] [-a]`: predicts the Edge TPU mapping
+//! `edgetpu-check MODEL.tflite [--json] [-a] [--compiler-version V] [-m N]`: predicts the Edge TPU mapping
 //! of a CPU model (or reports a compiled one) without running the compiler.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context, bail};
-use stage_edgetpu::{PredictOptions, analyze, check_json, lint, report};
+use stage_edgetpu::{PredictOptions, Target, analyze, check_json, lint, report};
 
-const USAGE: &str = "usage: edgetpu-check MODEL.tflite [--json] [-a|--allow-multiple-subgraphs]";
+const USAGE: &str = "usage: edgetpu-check MODEL.tflite [--json] [-a|--allow-multiple-subgraphs] \
+                     [--compiler-version VERSION] [-m|--min-runtime-version N]";
 
 /// Exit codes: 0 checked, 1 the compiler would reject the model, 2 bad input.
 fn main() -> ExitCode {
@@ -26,10 +27,24 @@ fn run() -> anyhow::Result<bool> {
     let mut model = None;
     let mut json = false;
     let mut options = PredictOptions::default();
-    for arg in std::env::args().skip(1) {
+    let mut compiler_version: Option<String> = None;
+    let mut min_runtime_version: Option<u32> = None;
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        let mut value = |name: &str| {
+            args.next()
+                .with_context(|| format!("{name} needs a value\n{USAGE}"))
+        };
         match arg.as_str() {
             "--json" => json = true,
             "-a" | "--allow-multiple-subgraphs" => options.allow_multiple_subgraphs = true,
+            "--compiler-version" => compiler_version = Some(value("--compiler-version")?),
+            "-m" | "--min-runtime-version" => {
+                let text = value("--min-runtime-version")?;
+                min_runtime_version = Some(text.parse().with_context(|| {
+                    format!("--min-runtime-version `{text}` is not a runtime number (e.g. 13)")
+                })?);
+            }
             "-h" | "--help" => {
                 println!("{USAGE}");
                 return Ok(true);
@@ -42,6 +57,7 @@ fn run() -> anyhow::Result<bool> {
     let Some(path) = model else {
         bail!("no model given\n{USAGE}")
     };
+    options.target = Target::new(compiler_version.as_deref(), min_runtime_version)?;
     let model = tflite::Model::from_path(&path).context("reading the model")?;
     let name = path.display().to_string();
     let analysis = analyze(&model, &name, options).with_context(|| format!("analysing {name}"))?;

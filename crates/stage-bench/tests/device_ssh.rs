@@ -1,0 +1,442 @@
+//! The bench stage's device target against a real SSH server: Debian's
+//! `sshd` on loopback with a host key, a client key and a known_hosts file
+//! made here. The "board" is this machine with the managed Python: the CPU
+//! path gives the same detections and accuracy as the local bench, the Edge
+//! TPU path fails clearly without libedgetpu, a wrong host key is refused,
+//! and nothing about the credentials reaches `bench.json`.
+//!
+//! Needs `openssh-server` (and the managed Python environment); under
+//! `CI=true` their absence fails the test, elsewhere it is skipped with a note.
+
+#![allow(clippy::unwrap_used)]
+
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use stage_api::{
+    ExecutorSettings, InputArtifact, PROTOCOL_VERSION, Stage, StageContext, StageError,
+    StageRequest,
+};
+use stage_bench::detections::CocoResult;
+use stage_bench::reference::{find_python, run_script, workspace_root};
+use stage_bench::results::BenchResults;
+use stage_bench::stage::BenchStage;
+use tfrecord::RecordWriter;
+use tfrecord::od::{DetectionExample, DetectionObject};
+
+const SSHD: &str = "/usr/sbin/sshd";
+const SIZE: u32 = 64;
+
+/// Fails under CI, skips elsewhere.
+fn missing<T>(what: &str) -> Option<T> {
+    let message = format!("{what} is missing");
+    if std::env::var("CI").is_ok_and(|v| v == "true") {
+        panic!("{message}; CI must provide it (.ci/run installs it)");
+    }
+    eprintln!("skipped: {message}");
+    None
+}
+
+fn run(program: &str, args: &[&str]) {
+    let status = Command::new(program)
+        .args(args)
+        .stdin(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success(), "{program} {args:?}: {status}");
+}
+
+/// A loopback sshd that lives as long as the value.
+struct SshServer {
+    child: Child,
+    port: u16,
+    dir: tempfile::TempDir,
+    user: String,
+}
+
+impl Drop for SshServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl SshServer {
+    fn start() -> Option<SshServer> {
+        if !Path::new(SSHD).exists() {
+            return missing(&format!(
+                "{SSHD} (Debian: apt-get install -y openssh-server)"
+            ));
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let key = |name: &str| dir.path().join(name).to_string_lossy().into_owned();
+        for name in ["host_key", "client_key"] {
+            run(
+                "ssh-keygen",
+                &[
+                    "-q",
+                    "-t",
+                    "ed25519",
+                    "-N",
+                    "",
+                    "-C",
+                    "edgepipe-test",
+                    "-f",
+                    &key(name),
+                ],
+            );
+        }
+        std::fs::copy(
+            dir.path().join("client_key.pub"),
+            dir.path().join("authorized_keys"),
+        )
+        .unwrap();
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let config = format!(
+            "Port {port}\nListenAddress 127.0.0.1\nHostKey {}\nAuthorizedKeysFile {}\n\
+             PasswordAuthentication no\nKbdInteractiveAuthentication no\nPubkeyAuthentication yes\n\
+             UsePAM no\nStrictModes no\nPidFile {}\nSubsystem sftp internal-sftp\n",
+            key("host_key"),
+            key("authorized_keys"),
+            key("sshd.pid"),
+        );
+        std::fs::write(dir.path().join("sshd_config"), config).unwrap();
+        // sshd wants its privilege separation directory (as root).
+        if !Path::new("/run/sshd").exists() {
+            std::fs::create_dir_all("/run/sshd").unwrap();
+        }
+        // Its log (-e: to stderr) goes to sshd.log next to the keys.
+        let log = std::fs::File::create(dir.path().join("sshd.log")).unwrap();
+        let child = Command::new(SSHD)
+            .args(["-D", "-e", "-f", &key("sshd_config")])
+            .stdin(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        let host_key = std::fs::read_to_string(dir.path().join("host_key.pub")).unwrap();
+        std::fs::write(
+            dir.path().join("known_hosts"),
+            format!("[127.0.0.1]:{port} {host_key}"),
+        )
+        .unwrap();
+        let user = String::from_utf8(Command::new("id").arg("-un").output().unwrap().stdout)
+            .unwrap()
+            .trim()
+            .to_owned();
+        let server = SshServer {
+            child,
+            port,
+            dir,
+            user,
+        };
+        let start = Instant::now();
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                start.elapsed() < Duration::from_secs(15),
+                "sshd did not listen on port {port}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Some(server)
+    }
+
+    fn device(&self, runtime: &str, python: &Path, known_hosts: &Path) -> Value {
+        json!({
+            "ssh": format!("{}@127.0.0.1", self.user),
+            "port": self.port,
+            "runtime": runtime,
+            "identity_file": self.dir.path().join("client_key"),
+            "known_hosts": known_hosts,
+            "python": python,
+            "connect_timeout_secs": 5,
+        })
+    }
+}
+
+/// 6 dark 64x64 images with one bright 8x8 square on the detector's grid.
+fn write_records(dir: &Path) {
+    std::fs::create_dir_all(dir).unwrap();
+    let mut writer = RecordWriter::create(&dir.join("val-00000-of-00001.tfrecord")).unwrap();
+    for n in 0..6u32 {
+        let (x0, y0) = (8 * (n % 7), 8 * ((n * 3) % 8));
+        let mut pixels = vec![0u8; (SIZE * SIZE * 3) as usize];
+        for y in y0..y0 + 8 {
+            for x in x0..x0 + 8 {
+                let i = ((y * SIZE + x) * 3) as usize;
+                pixels[i..i + 3].copy_from_slice(&[255, 255, 255]);
+            }
+        }
+        let mut jpeg = Vec::new();
+        image::codecs::jpeg::JpegEncoder::new_with_quality(&mut jpeg, 95)
+            .encode(&pixels, SIZE, SIZE, image::ExtendedColorType::Rgb8)
+            .unwrap();
+        let s = SIZE as f32;
+        let example = DetectionExample {
+            encoded: jpeg,
+            format: "jpeg".into(),
+            filename: format!("square{n}.jpg"),
+            source_id: format!("square{n}"),
+            sha256: String::new(),
+            height: i64::from(SIZE),
+            width: i64::from(SIZE),
+            objects: vec![DetectionObject {
+                xmin: x0 as f32 / s,
+                ymin: y0 as f32 / s,
+                xmax: (x0 + 8) as f32 / s,
+                ymax: (y0 + 8) as f32 / s,
+                label: 1,
+                text: "pedestrian".into(),
+                area: 64.0,
+                ..Default::default()
+            }],
+        };
+        writer.write_example(&example.to_example()).unwrap();
+    }
+    writer.finish().unwrap();
+}
+
+struct Fixture {
+    _dir: tempfile::TempDir,
+    int8: PathBuf,
+    records: PathBuf,
+    python: PathBuf,
+}
+
+fn fixture() -> Option<Fixture> {
+    let Some(python) = find_python() else {
+        return missing("the managed Python environment (cargo xtask setup)");
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let models = dir.path().join("models");
+    let made = run_script(
+        &python,
+        "make_ssd_fixture.py",
+        &json!({"output_dir": models}),
+        dir.path(),
+    )
+    .unwrap();
+    let records = dir.path().join("records");
+    write_records(&records);
+    Some(Fixture {
+        int8: PathBuf::from(made["int8"].as_str().unwrap()),
+        records,
+        python,
+        _dir: dir,
+    })
+}
+
+struct Outcome {
+    bench: BenchResults,
+    bench_text: String,
+    detections: Vec<CocoResult>,
+}
+
+fn run_stage(fx: &Fixture, params: Value) -> Result<Outcome, StageError> {
+    let dir = tempfile::tempdir().unwrap();
+    let output_dir = dir.path().join("out");
+    let scratch_dir = dir.path().join("scratch");
+    std::fs::create_dir_all(&output_dir).unwrap();
+    std::fs::create_dir_all(&scratch_dir).unwrap();
+    let request = StageRequest {
+        protocol: PROTOCOL_VERSION,
+        kind: "bench".into(),
+        stage: "bench_device_test".into(),
+        params: params.as_object().unwrap().clone(),
+        inputs: [("model", &fx.int8), ("records", &fx.records)]
+            .iter()
+            .map(|(n, p)| ((*n).to_owned(), InputArtifact::One(p.to_path_buf())))
+            .collect(),
+        output_dir: output_dir.clone(),
+        result_path: dir.path().join("result.json"),
+        scratch_dir,
+        workspace_root: workspace_root(),
+        executor: ExecutorSettings {
+            python: Some(fx.python.clone()),
+            ..Default::default()
+        },
+        cache_key: "test".into(),
+    };
+    let ctx = StageContext::new(request);
+    BenchStage::run(&ctx, serde_json::from_value(params).unwrap())?;
+    let bench_text = std::fs::read_to_string(output_dir.join("bench.json")).unwrap();
+    Ok(Outcome {
+        bench: serde_json::from_str(&bench_text).unwrap(),
+        bench_text,
+        detections: serde_json::from_slice(
+            &std::fs::read(output_dir.join("detections.json")).unwrap(),
+        )
+        .unwrap(),
+    })
+}
+
+fn quick(device: Option<Value>) -> Value {
+    let mut params = json!({"variant": "full_int8 PTQ", "num_runs": 5, "min_secs": 0.0,
+                            "warmup_min_secs": 0.0, "latency_images": 3});
+    if let Some(device) = device {
+        params["device"] = device;
+    }
+    params
+}
+
+fn leftover_board_dirs() -> usize {
+    std::fs::read_dir("/tmp")
+        .unwrap()
+        .filter_map(Result::ok)
+        .filter(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .starts_with("edgepipe-bench.")
+        })
+        .count()
+}
+
+#[test]
+fn device_bench_over_ssh_matches_the_local_bench_and_checks_host_keys() {
+    let Some(server) = SshServer::start() else {
+        return;
+    };
+    let Some(fx) = fixture() else { return };
+    let known_hosts = server.dir.path().join("known_hosts");
+    let before = leftover_board_dirs();
+
+    // CPU path on the "board": same detections and accuracy as locally.
+    let local = run_stage(&fx, quick(None)).unwrap();
+    let remote = run_stage(
+        &fx,
+        quick(Some(server.device("cpu", &fx.python, &known_hosts))),
+    )
+    .unwrap_or_else(|e| panic!("device bench failed: {e}"));
+    let bench = &remote.bench;
+    assert_eq!(
+        (bench.runtime.as_str(), bench.status.as_str()),
+        ("litert-cpu", "ok")
+    );
+    let device = bench.device.as_ref().unwrap();
+    assert_eq!(
+        (device.host.as_str(), device.runtime.as_str()),
+        ("127.0.0.1", "cpu")
+    );
+    assert_eq!(device.machine, std::env::consts::ARCH);
+    assert!(
+        device.interpreter.starts_with("ai_edge_litert")
+            || device.interpreter.starts_with("tflite_runtime"),
+        "{}",
+        device.interpreter
+    );
+    assert!(
+        bench
+            .status_detail
+            .as_deref()
+            .unwrap()
+            .starts_with("measured on 127.0.0.1 (")
+    );
+    assert!(local.bench.device.is_none());
+    let latency = bench.latency.as_ref().unwrap();
+    assert_eq!(
+        (latency.count, latency.samples_ms.len(), latency.warmup_runs),
+        (5, 5, 1)
+    );
+    assert!(
+        latency.min_ms > 0.0
+            && latency.min_ms <= latency.p50_ms
+            && latency.p50_ms <= latency.max_ms
+    );
+    let mean = latency.samples_ms.iter().sum::<f64>() / 5.0;
+    assert!((latency.mean_ms - mean).abs() < 1e-9);
+    assert_eq!(bench.preprocessing.images, 6);
+
+    assert_eq!(remote.detections.len(), local.detections.len());
+    assert_eq!(remote.detections.len(), 6 * 10);
+    for (r, l) in remote.detections.iter().zip(&local.detections) {
+        assert_eq!((r.image_id, r.category_id), (l.image_id, l.category_id));
+        assert!((r.score - l.score).abs() < 1e-5, "{r:?} vs {l:?}");
+        for (a, b) in r.bbox.iter().zip(&l.bbox) {
+            assert!((a - b).abs() < 1e-3, "{r:?} vs {l:?}");
+        }
+    }
+    let (ra, la) = (
+        bench.accuracy.as_ref().unwrap(),
+        local.bench.accuracy.as_ref().unwrap(),
+    );
+    assert_eq!(ra.images, 6);
+    assert!(
+        (ra.map - la.map).abs() < 1e-9 && (ra.map_50 - la.map_50).abs() < 1e-9,
+        "{ra:?} vs {la:?}"
+    );
+    assert!(ra.map_50 > 0.5, "{ra:?}");
+
+    // Nothing about the credentials is in the report; the board is clean.
+    let key_dir = server.dir.path().to_string_lossy().into_owned();
+    assert!(
+        !remote.bench_text.contains(&key_dir),
+        "{}",
+        remote.bench_text
+    );
+    assert!(!remote.bench_text.contains(&format!("{}@", server.user)));
+    assert!(!remote.bench_text.contains("PRIVATE KEY"));
+    assert_eq!(leftover_board_dirs(), before);
+
+    // The Edge TPU path needs libedgetpu on the board.
+    let edgetpu = run_stage(
+        &fx,
+        quick(Some(server.device("edgetpu", &fx.python, &known_hosts))),
+    );
+    if stage_bench::edgetpu::probe().usable() {
+        let warnings = edgetpu.unwrap().bench.warnings.join("\n");
+        assert!(
+            warnings.contains("is not compiled for the Edge TPU"),
+            "{warnings}"
+        );
+    } else {
+        let error = edgetpu.err().unwrap().to_string();
+        assert!(
+            error.starts_with("the Edge TPU delegate is not usable on 127.0.0.1:"),
+            "{error}"
+        );
+        assert!(
+            error.contains("edgepipe-device: cannot load the Edge TPU delegate libedgetpu.so.1")
+                && error.contains("libedgetpu1-std"),
+            "{error}"
+        );
+    }
+    assert_eq!(leftover_board_dirs(), before);
+
+    // A board whose host key is not the known one is refused.
+    let stranger = server.dir.path().join("stranger_known_hosts");
+    run(
+        "ssh-keygen",
+        &[
+            "-q",
+            "-t",
+            "ed25519",
+            "-N",
+            "",
+            "-f",
+            &server.dir.path().join("other").to_string_lossy(),
+        ],
+    );
+    let other = std::fs::read_to_string(server.dir.path().join("other.pub")).unwrap();
+    std::fs::write(&stranger, format!("[127.0.0.1]:{} {other}", server.port)).unwrap();
+    let refused = run_stage(
+        &fx,
+        quick(Some(server.device("cpu", &fx.python, &stranger))),
+    )
+    .err()
+    .unwrap()
+    .to_string();
+    assert!(
+        refused.starts_with("cannot reach 127.0.0.1 over SSH (creating a work directory)"),
+        "{refused}"
+    );
+    assert!(
+        refused.contains("Host key verification failed"),
+        "{refused}"
+    );
+}
