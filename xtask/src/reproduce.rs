@@ -163,6 +163,28 @@ fn first_file(stage: &StageReproduction) -> String {
         .unwrap_or_else(|| "no file named".to_owned())
 }
 
+/// A metric rule's tolerance in words.
+fn allowance(rule: Option<Compare>) -> String {
+    match rule {
+        Some(Compare::Within { relative, absolute }) => {
+            let mut parts = Vec::new();
+            if relative > 0.0 {
+                parts.push(format!("relative {relative:e}"));
+            }
+            if absolute > 0.0 {
+                parts.push(format!("absolute {absolute:e}"));
+            }
+            if parts.is_empty() {
+                "must be equal".to_owned()
+            } else {
+                format!("allowed {}", parts.join(" or "))
+            }
+        }
+        Some(Compare::Ignore) => "not compared".to_owned(),
+        None => "must be equal".to_owned(),
+    }
+}
+
 /// The indented evidence lines of a stage.
 fn evidence(stage: &StageReproduction) -> String {
     let mut out = String::new();
@@ -176,16 +198,11 @@ fn evidence(stage: &StageReproduction) -> String {
         ));
     }
     for delta in &stage.metric_deltas {
-        let rule = match (delta.tolerance.as_str(), stage.declared.rule(&delta.metric)) {
-            ("ignored", _) => "ignored: a measurement".to_owned(),
-            ("beyond", _) => format!(
-                "BEYOND tolerance: {}",
-                delta.detail.as_deref().unwrap_or_default()
-            ),
-            (_, Some(Compare::Within { relative, absolute })) => {
-                format!("within tolerance (relative {relative:e}, absolute {absolute:e})")
-            }
-            _ => "within tolerance".to_owned(),
+        let allowed = allowance(stage.declared.rule(&delta.metric));
+        let rule = match delta.tolerance.as_str() {
+            "ignored" => "ignored: a measurement, not a result".to_owned(),
+            "beyond" => format!("BEYOND tolerance ({allowed})"),
+            _ => format!("within tolerance ({allowed})"),
         };
         let change = match (delta.delta, delta.relative) {
             (Some(d), Some(r)) => format!(
