@@ -367,7 +367,7 @@ fn bad_pipelines_are_rejected_before_anything_runs() {
         ),
         (
             "name: x\nstages:\n  a: { kind: fetch }\n  a: { kind: fetch }\n",
-            "duplicate mapping key: a",
+            "p.yaml:4:3: invalid YAML: `a` is written twice in the same mapping; keep one",
         ),
     ];
     for (yaml, expected) in cases {

@@ -4,8 +4,13 @@
 //! prediction, LiteRT benchmarks and the comparison report — then a re-run
 //! that must come entirely from the cache.
 //!
+//! Between the runs, `cargo xtask reproduce` re-runs every stage once more,
+//! ignoring the cache, and must find each one reproduced (identical bytes,
+//! or metrics within the tolerance its stage kind declares).
+//!
 //! It needs the managed Python environment (`cargo xtask setup`, which the
-//! test command runs first); without one it says so and returns.
+//! test command runs first); without one it says so and returns, except
+//! under CI (`CI=true`), where that is a failure.
 
 use std::path::{Path, PathBuf};
 
@@ -51,6 +56,11 @@ fn number(value: &Value, pointer: &str) -> f64 {
 #[test]
 fn smoke_pipeline_runs_end_to_end_then_entirely_from_the_cache() {
     if managed_python().is_none() {
+        assert_ne!(
+            std::env::var("CI").as_deref(),
+            Ok("true"),
+            "CI needs the managed Python environment: run `cargo xtask setup` first"
+        );
         eprintln!("skipped: no managed Python environment (run `cargo xtask setup`)");
         return;
     }
@@ -224,6 +234,47 @@ fn smoke_pipeline_runs_end_to_end_then_entirely_from_the_cache() {
     let statuses = second.statuses();
     assert_eq!(statuses.len(), wanted.len(), "{second}");
     assert!(statuses.values().all(|s| s == "cached"), "{statuses:?}");
+
+    // Every stage re-run once more, ignoring the cache, reproduces its
+    // locked run: byte for byte, or with its metrics within the tolerance
+    // its kind declares (float rounding; latencies are measurements). The
+    // lock file and the cache are left as they were.
+    let lock_bytes = std::fs::read(sandbox.path().join("smoke.lock")).unwrap_or_default();
+    let entries = sandbox.cache_entries();
+    let reproduced = sandbox.run(&["reproduce", "smoke.yaml", "--jobs", "2"]);
+    println!("{}", reproduced.stdout);
+    assert!(reproduced.success(), "{reproduced}");
+    let report = read_json(&sandbox.state().join("reproduce/smoke/reproduce.json"));
+    let verdicts: Vec<(&str, &str)> = report["stages"]
+        .as_array()
+        .unwrap_or_else(|| panic!("reproduce.json: {report}"))
+        .iter()
+        .map(|s| {
+            (
+                s["stage"].as_str().unwrap_or_default(),
+                s["verdict"].as_str().unwrap_or_default(),
+            )
+        })
+        .collect();
+    assert_eq!(verdicts.len(), wanted.len(), "{verdicts:?}");
+    for (stage, verdict) in &verdicts {
+        assert!(
+            ["identical", "same_metrics"].contains(verdict),
+            "{stage}: {verdict}\n{reproduced}"
+        );
+    }
+    // Pure-Rust stages promise (and give) identical bytes.
+    for stage in ["data", "edgetpu_int8", "edgetpu_toco"] {
+        assert!(
+            verdicts.contains(&(stage, "identical")),
+            "{stage}: {verdicts:?}"
+        );
+    }
+    assert_eq!(
+        std::fs::read(sandbox.path().join("smoke.lock")).unwrap_or_default(),
+        lock_bytes
+    );
+    assert_eq!(sandbox.cache_entries(), entries);
 
     // One quantization parameter changed: only that branch's quantize,
     // edgetpu and bench stages and the report run again.

@@ -1,10 +1,11 @@
 //! Terminal output: the live per-stage progress (indicatif on a terminal,
-//! plain lines otherwise), the plan, the summary table and failure tails.
+//! plain lines otherwise, throttled by [`crate::plain_progress`]), the plan,
+//! the summary table and failure tails.
 
 use std::collections::HashMap;
 use std::io::IsTerminal;
 use std::sync::Mutex;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use pipeline::engine::{
@@ -12,9 +13,27 @@ use pipeline::engine::{
 };
 use stage_api::Progress;
 
+use crate::plain_progress::{self, PlainProgress};
+
 /// Turns an engine error into a message (diagnostics keep their layout).
 pub fn engine_error(err: EngineError) -> anyhow::Error {
     anyhow::anyhow!("{err}")
+}
+
+/// `--progress-interval`, shared by the commands that run stages.
+#[derive(clap::Args)]
+pub struct ProgressArgs {
+    /// Without a terminal, print each running stage's progress at most every
+    /// SECS seconds [default: $EDGEPIPE_PROGRESS_SECS, else 30].
+    #[arg(long = "progress-interval", value_name = "SECS")]
+    seconds: Option<f64>,
+}
+
+impl ProgressArgs {
+    pub fn interval(&self) -> anyhow::Result<Duration> {
+        let env = std::env::var(plain_progress::INTERVAL_ENV).ok();
+        plain_progress::interval(self.seconds, env.as_deref()).map_err(anyhow::Error::msg)
+    }
 }
 
 /// The live display of a run.
@@ -22,10 +41,20 @@ pub struct LiveDisplay {
     multi: MultiProgress,
     bars: Mutex<HashMap<String, ProgressBar>>,
     terminal: bool,
+    plain: Mutex<PlainProgress>,
 }
 
 impl LiveDisplay {
+    /// A display whose plain progress interval comes from the environment.
     pub fn new() -> Self {
+        let env = std::env::var(plain_progress::INTERVAL_ENV).ok();
+        Self::with_progress_interval(
+            plain_progress::interval(None, env.as_deref())
+                .unwrap_or(plain_progress::DEFAULT_INTERVAL),
+        )
+    }
+
+    pub fn with_progress_interval(interval: Duration) -> Self {
         let terminal = std::io::stderr().is_terminal();
         let target = if terminal {
             ProgressDrawTarget::stderr()
@@ -36,6 +65,7 @@ impl LiveDisplay {
             multi: MultiProgress::with_draw_target(target),
             bars: Mutex::new(HashMap::new()),
             terminal,
+            plain: Mutex::new(PlainProgress::new(interval)),
         }
     }
 
@@ -78,6 +108,9 @@ impl Observer for LiveDisplay {
 
     fn stage_started(&self, stage: &str, kind: &str) {
         if !self.terminal {
+            if let Ok(mut plain) = self.plain.lock() {
+                plain.started(stage, Instant::now());
+            }
             eprintln!("[{stage}] started ({kind})");
             return;
         }
@@ -93,6 +126,17 @@ impl Observer for LiveDisplay {
     }
 
     fn stage_progress(&self, stage: &str, progress: &Progress) {
+        if !self.terminal {
+            let line = self
+                .plain
+                .lock()
+                .ok()
+                .and_then(|mut plain| plain.line(stage, progress, Instant::now()));
+            if let Some(line) = line {
+                eprintln!("{line}");
+            }
+            return;
+        }
         if let Ok(bars) = self.bars.lock()
             && let Some(bar) = bars.get(stage)
         {
@@ -105,6 +149,9 @@ impl Observer for LiveDisplay {
     }
 
     fn stage_finished(&self, outcome: &StageOutcome) {
+        if let Ok(mut plain) = self.plain.lock() {
+            plain.finished(&outcome.stage);
+        }
         let bar = self
             .bars
             .lock()

@@ -12,8 +12,10 @@ mod delegate;
 mod display;
 mod edgetpu_check;
 mod gc;
+mod plain_progress;
 mod plan;
 mod report;
+mod reproduce;
 mod run_pipeline;
 mod schema;
 mod setup;
@@ -63,6 +65,8 @@ enum Command {
     Test(test::Args),
     /// Predict which ops of a .tflite model the Edge TPU compiler maps.
     EdgetpuCheck(edgetpu_check::Args),
+    /// Re-run recorded stages, ignoring the cache, and compare them with the lock file.
+    Reproduce(reproduce::Args),
     /// Rebuild the report of the last run from its lock file and the cache (runs nothing else).
     Report(report::Args),
 }
@@ -84,6 +88,7 @@ fn main() -> ExitCode {
         Command::Test(args) => test::run(args),
         Command::EdgetpuCheck(args) => edgetpu_check::run(args),
         Command::Report(args) => report::run(args),
+        Command::Reproduce(args) => reproduce::run(args),
     };
     match outcome {
         Ok(code) => code,

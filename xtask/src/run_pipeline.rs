@@ -31,6 +31,8 @@ pub struct Args {
     /// Fail at once instead of waiting when another run holds the cache.
     #[arg(long)]
     no_wait: bool,
+    #[command(flatten)]
+    progress: display::ProgressArgs,
 }
 
 pub fn parse_executor(text: &str) -> Result<ExecutorKind, String> {
@@ -45,7 +47,7 @@ pub fn parse_executor(text: &str) -> Result<ExecutorKind, String> {
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let workspace = crate::workspace();
-    let live = LiveDisplay::new();
+    let live = LiveDisplay::with_progress_interval(args.progress.interval()?);
     let session = Session::load(&workspace, &args.file, &live).map_err(display::engine_error)?;
     let options = RunOptions {
         only: args.only,

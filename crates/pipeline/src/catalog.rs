@@ -19,7 +19,7 @@ use crate::workspace::Workspace;
 /// Why the stage catalog could not be read or a stage not built.
 #[derive(Debug, thiserror::Error)]
 pub enum CatalogError {
-    #[error("`cargo metadata` failed in {root}: {source}")]
+    #[error("{}", metadata_failure(root, source))]
     Metadata {
         root: PathBuf,
         source: cargo_metadata::Error,
@@ -54,6 +54,35 @@ pub enum CatalogError {
     },
     #[error("cannot provision `{tool}` for building the stages: {detail}")]
     Provision { tool: String, detail: String },
+}
+
+/// Why the workspace's crates could not be listed, in the project's words:
+/// cargo's own error lines (which name the broken manifest and line) without
+/// the wrapper text of the library that ran it, and what to do.
+fn metadata_failure(root: &Path, source: &cargo_metadata::Error) -> String {
+    match source {
+        cargo_metadata::Error::CargoMetadata { stderr } => {
+            let detail: Vec<&str> = stderr
+                .lines()
+                .map(str::trim)
+                .filter(|line| !line.is_empty() && !line.starts_with("warning:"))
+                .map(|line| line.trim_start_matches("error: "))
+                .collect();
+            format!(
+                "cannot list the stage crates of the workspace {}: cargo cannot read its manifests: {}; fix the Cargo.toml it names and run again",
+                root.display(),
+                detail.join(" ")
+            )
+        }
+        cargo_metadata::Error::Io(e) => format!(
+            "cannot run cargo to list the stage crates of the workspace {}: {e}; install a Rust toolchain or point $CARGO at cargo",
+            root.display()
+        ),
+        other => format!(
+            "cannot list the stage crates of the workspace {}: cargo's answer was unreadable ({other}); check that `cargo metadata --no-deps` works there",
+            root.display()
+        ),
+    }
 }
 
 /// A stage crate of the workspace.
@@ -618,6 +647,31 @@ mod tests {
         let mut names: Vec<String> = files.into_iter().map(|(relative, _)| relative).collect();
         names.sort();
         names
+    }
+
+    #[test]
+    fn a_broken_manifest_is_named_without_the_librarys_wrapper_text() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("Cargo.toml"),
+            "[package]\nname = \"broken\"\nversion = \n",
+        )
+        .unwrap();
+        let workspace = Workspace::with_state_dir(dir.path(), dir.path().join("state"));
+        let message = Catalog::discover(&workspace).unwrap_err().to_string();
+        assert!(
+            message.starts_with(&format!(
+                "cannot list the stage crates of the workspace {}: cargo cannot read its manifests: ",
+                dir.path().display()
+            )),
+            "{message}"
+        );
+        assert!(message.contains("Cargo.toml"), "{message}");
+        assert!(
+            message.ends_with("; fix the Cargo.toml it names and run again"),
+            "{message}"
+        );
+        assert!(!message.contains("exited with an error"), "{message}");
     }
 
     #[test]

@@ -375,26 +375,7 @@ impl Session {
             inputs.insert(name.clone(), artifacts);
             input_is_list.insert(name.clone(), binding.is_list);
         }
-        let spec = self.pipeline.executor.merged(&stage.executor);
-        let settings = executor::settings(&self.workspace, &spec, options.executor);
-        let lock_hash;
-        let docker_digest;
-        let source = match settings.kind {
-            ExecutorKind::Docker => {
-                docker_digest = self.dockerfiles_digest()?;
-                IdentitySource::Docker {
-                    dockerfiles_digest: &docker_digest,
-                }
-            }
-            ExecutorKind::Local if description.uses_python => {
-                lock_hash = self.python_lock_hash()?;
-                IdentitySource::Python {
-                    lock_hash: &lock_hash,
-                }
-            }
-            ExecutorKind::Local => IdentitySource::Native,
-        };
-        let executor_id = executor::identity(&settings, source);
+        let (settings, executor_id) = self.executor_of(stage, options.executor)?;
         let digests: BTreeMap<&String, Vec<&str>> = inputs
             .iter()
             .map(|(name, list): (&String, &Vec<ResolvedArtifact>)| {
@@ -422,6 +403,37 @@ impl Session {
             executor_id,
             settings,
         }))
+    }
+
+    /// The executor settings `stage` runs with and the executor identity
+    /// that goes into its cache key.
+    pub(crate) fn executor_of(
+        &self,
+        stage: &StageSpec,
+        override_kind: Option<ExecutorKind>,
+    ) -> Result<(ExecutorSettings, String), EngineError> {
+        let description = self.description(stage)?;
+        let spec = self.pipeline.executor.merged(&stage.executor);
+        let settings = executor::settings(&self.workspace, &spec, override_kind);
+        let lock_hash;
+        let docker_digest;
+        let source = match settings.kind {
+            ExecutorKind::Docker => {
+                docker_digest = self.dockerfiles_digest()?;
+                IdentitySource::Docker {
+                    dockerfiles_digest: &docker_digest,
+                }
+            }
+            ExecutorKind::Local if description.uses_python => {
+                lock_hash = self.python_lock_hash()?;
+                IdentitySource::Python {
+                    lock_hash: &lock_hash,
+                }
+            }
+            ExecutorKind::Local => IdentitySource::Native,
+        };
+        let executor_id = executor::identity(&settings, source);
+        Ok((settings, executor_id))
     }
 
     /// What a run would do, and why each stage that must run has to.
@@ -549,7 +561,7 @@ impl Session {
             None
         };
         let outcomes = self.schedule(options, &binaries, python.as_deref(), observer)?;
-        let report = self.finish(outcomes)?;
+        let report = self.finish(outcomes, python.as_deref())?;
         let _ = self.db.save();
         Ok(report)
     }
@@ -830,6 +842,22 @@ impl Session {
         Ok(self.order.iter().filter_map(|i| done.remove(i)).collect())
     }
 
+    /// The environment a stage of `kind` runs with (see [`crate::environment`]).
+    pub fn environment_of(
+        &self,
+        kind: &str,
+        executor: ExecutorKind,
+        python: Option<&Path>,
+    ) -> crate::environment::Environment {
+        let uses_python = self.descriptions.get(kind).is_some_and(|d| d.uses_python);
+        let local = executor == ExecutorKind::Local;
+        let litert = self
+            .catalog
+            .get(kind)
+            .is_some_and(|s| s.provision.iter().any(|t| t == "litert"));
+        crate::environment::of_stage(python.filter(|_| uses_python && local), litert)
+    }
+
     fn log_path(&self, stage: &str) -> PathBuf {
         self.workspace
             .logs_dir(&self.pipeline.name)
@@ -900,7 +928,11 @@ impl Session {
     }
 
     /// Writes the lock file and the `out/` links; returns the report.
-    fn finish(&self, outcomes: Vec<Finished>) -> Result<RunReport, EngineError> {
+    fn finish(
+        &self,
+        outcomes: Vec<Finished>,
+        python: Option<&Path>,
+    ) -> Result<RunReport, EngineError> {
         let lock_path = self.pipeline.lock_path();
         let mut lock = LockFile::read(&lock_path, &self.pipeline.name)
             .unwrap_or_else(|_| LockFile::new(&self.pipeline.name));
@@ -916,9 +948,19 @@ impl Session {
                 if link_outputs(&entry.outputs_dir(), &link).is_ok() {
                     outcome.outputs = Some(link);
                 }
+                let environment = if outcome.status == Status::Ran {
+                    self.environment_of(&outcome.kind, keyed.settings.kind, python)
+                } else {
+                    // A cached stage keeps the environment of the run that made its entry.
+                    lock.stages
+                        .get(&outcome.stage)
+                        .filter(|locked| locked.key == keyed.key)
+                        .map(|locked| locked.environment.clone())
+                        .unwrap_or_default()
+                };
                 lock.stages.insert(
                     outcome.stage.clone(),
-                    locked_stage(&outcome.kind, &keyed, &entry),
+                    locked_stage(&outcome.kind, &keyed, &entry, environment),
                 );
             }
             report.push(outcome);
@@ -966,7 +1008,12 @@ fn catalog_uncached(
     Ok(missing)
 }
 
-fn locked_stage(kind: &str, keyed: &KeyedStage, entry: &CacheEntry) -> LockedStage {
+fn locked_stage(
+    kind: &str,
+    keyed: &KeyedStage,
+    entry: &CacheEntry,
+    environment: crate::environment::Environment,
+) -> LockedStage {
     LockedStage {
         kind: kind.to_owned(),
         key: keyed.key.clone(),
@@ -1004,6 +1051,7 @@ fn locked_stage(kind: &str, keyed: &KeyedStage, entry: &CacheEntry) -> LockedSta
             .collect(),
         metrics: entry.result.metrics.clone(),
         summary: entry.result.summary.clone(),
+        environment,
     }
 }
 

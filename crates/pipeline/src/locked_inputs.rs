@@ -248,6 +248,7 @@ mod tests {
             outputs: BTreeMap::new(),
             metrics: Map::new(),
             summary: None,
+            environment: Default::default(),
         };
         let lock_path = dir.path().join("p.lock");
         let mut lock = LockFile::new("p");
@@ -329,6 +330,7 @@ mod tests {
                 outputs: BTreeMap::from([("results".into(), artifact("bench.json"))]),
                 metrics: Map::new(),
                 summary: None,
+                environment: Default::default(),
             },
         );
         lock.stages.insert(

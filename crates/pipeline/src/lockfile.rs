@@ -35,6 +35,10 @@ pub struct LockedStage {
     pub metrics: Map<String, Value>,
     #[serde(default)]
     pub summary: Option<String>,
+    /// The machine and tool builds of the run that produced the entry
+    /// (CPU, TensorFlow, LiteRT...; see [`crate::environment`]).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub environment: BTreeMap<String, String>,
 }
 
 /// An artifact: where it came from (`${stage.output}`, a path) and its digest.
@@ -83,7 +87,7 @@ impl LockFile {
         let lock: LockFile =
             serde_json::from_slice(&bytes).map_err(|e| LockFileError::Invalid {
                 path: path.to_path_buf(),
-                detail: e.to_string(),
+                detail: stage_api::serde_wording::reword(&e.to_string()),
             })?;
         if lock.version != LOCK_VERSION {
             return Err(LockFileError::Invalid {
@@ -177,6 +181,7 @@ mod tests {
                 )]),
                 metrics: Map::new(),
                 summary: Some("1 file".into()),
+                environment: BTreeMap::from([("cpu".into(), "x".into())]),
             },
         );
         lock.write(&path).unwrap();
@@ -189,6 +194,15 @@ mod tests {
         assert_eq!(
             LockFile::read(&dir.path().join("none.lock"), "p").unwrap(),
             LockFile::new("p")
+        );
+        let text = std::fs::read_to_string(&path).unwrap();
+        std::fs::write(&path, text.replace("\"version\": 1", "\"version\": \"1\"")).unwrap();
+        let err = LockFile::read(&path, "p").unwrap_err().to_string();
+        assert!(
+            err.ends_with(
+                "not a valid lock file (is the text \"1\", but must be a whole number (0 or more) at line 2 column 16); delete it to start afresh"
+            ),
+            "{err}"
         );
         std::fs::write(&path, "{").unwrap();
         assert!(

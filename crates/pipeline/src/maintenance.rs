@@ -142,6 +142,7 @@ mod tests {
                 outputs: Default::default(),
                 metrics: Default::default(),
                 summary: None,
+                environment: Default::default(),
             },
         );
         lock.write(&lock_path).unwrap();

@@ -162,6 +162,7 @@ mod tests {
             outputs: vec![OutputSpec::new("model", "m")],
             uses_python: true,
             params_schema,
+            reproducibility: Default::default(),
         };
         let schema = pipeline_schema(&BTreeMap::from([("quantize".to_owned(), description)]));
         let variant = &schema

@@ -361,6 +361,7 @@ mod tests {
             outputs: vec![OutputSpec::new("file", "f")],
             uses_python: false,
             params_schema: Value::Null,
+            reproducibility: Default::default(),
         }
     }
 

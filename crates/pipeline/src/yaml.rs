@@ -81,8 +81,56 @@ pub fn parse(text: &str) -> Result<Node, ParseError> {
     let protected = protect_references(text);
     serde_saphyr::from_str_with_options::<Node>(&protected, options).map_err(|err| ParseError {
         pos: err.location().map(Pos::from),
-        message: restore_references(&first_line(&err.to_string())),
+        message: restore_references(&reworded(&err)),
     })
+}
+
+/// The parser's message in the project's words: duplicate keys and input
+/// limits are explained without the parser's own option names; other
+/// syntax errors keep the parser's first line (it names the token).
+fn reworded(err: &serde_saphyr::Error) -> String {
+    use serde_saphyr::Error;
+    use serde_saphyr::budget::BudgetBreach;
+    let mut inner = err;
+    while let Error::AliasError { error, .. } | Error::WithSnippet { error, .. } = inner {
+        inner = error;
+    }
+    match inner {
+        Error::DuplicateMappingKey { key: Some(key), .. } => format!(
+            "`{}` is written twice in the same mapping; keep one (a later one would silently replace the first)",
+            restore_references(key)
+        ),
+        Error::DuplicateMappingKey { key: None, .. } => {
+            "a key is written twice in the same mapping; keep one (a later one would silently replace the first)".to_owned()
+        }
+        Error::AliasReplayCounterOverflow { .. }
+        | Error::AliasReplayLimitExceeded { .. }
+        | Error::AliasExpansionLimitExceeded { .. }
+        | Error::AliasReplayStackDepthExceeded { .. } => {
+            "the file is too large or too complex to read safely: its YAML aliases (`*name`) expand to too many values; write the repeated values out".to_owned()
+        }
+        Error::Budget { breach, .. } => {
+            let what = match breach {
+                BudgetBreach::Depth { depth } => format!(
+                    "it nests {depth} levels deep, more than a pipeline file may (64)"
+                ),
+                BudgetBreach::Aliases { .. }
+                | BudgetBreach::Anchors { .. }
+                | BudgetBreach::AliasAnchorRatio { .. } => {
+                    "it uses too many YAML aliases (`*name`) for a pipeline file; write the repeated values out or use fewer anchors".to_owned()
+                }
+                BudgetBreach::Events { .. } | BudgetBreach::Nodes { .. } => {
+                    "it has more values than a pipeline file may (250,000)".to_owned()
+                }
+                BudgetBreach::Documents { .. } => {
+                    "it holds more YAML documents (`---`) than a pipeline file may".to_owned()
+                }
+                _ => "it is larger than a pipeline file may be".to_owned(),
+            };
+            format!("the file is too large or too complex to read safely: {what}")
+        }
+        _ => first_line(&err.to_string()),
+    }
 }
 
 /// Replaces the braces of each `${...}` (on one line, without nested braces).
@@ -411,7 +459,40 @@ mod tests {
     #[test]
     fn duplicate_keys_are_rejected() {
         let err = parse("a: 1\na: 2\n").unwrap_err();
-        assert!(err.message.contains("duplicate mapping key: a"), "{err:?}");
+        assert_eq!(
+            err.message,
+            "`a` is written twice in the same mapping; keep one (a later one would silently replace the first)"
+        );
+        assert!(!err.message.contains("DuplicateKeyPolicy"), "{err:?}");
         assert_eq!(err.pos, Some(Pos { line: 2, column: 1 }));
+    }
+
+    #[test]
+    fn nesting_beyond_the_limit_is_explained_without_parser_internals() {
+        let deep = format!("a: {}1{}\n", "[".repeat(80), "]".repeat(80));
+        let err = parse(&deep).unwrap_err();
+        assert!(
+            err.message.starts_with(
+                "the file is too large or too complex to read safely: it nests 65 levels deep"
+            ),
+            "{err:?}"
+        );
+        assert!(err.pos.is_some(), "{err:?}");
+    }
+
+    #[test]
+    fn alias_bombs_are_refused_in_the_projects_words() {
+        let mut text = String::from("a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n");
+        for i in 1..12 {
+            let refs = vec![format!("*a{}", i - 1); 10].join(", ");
+            text.push_str(&format!("a{i}: &a{i} [{refs}]\n"));
+        }
+        let err = parse(&text).unwrap_err();
+        assert!(
+            err.message
+                .starts_with("the file is too large or too complex to read safely: "),
+            "{err:?}"
+        );
+        assert!(!err.message.contains("Budget"), "{err:?}");
     }
 }

@@ -4,6 +4,8 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::reproducibility::Reproducibility;
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StageDescription {
@@ -19,6 +21,9 @@ pub struct StageDescription {
     /// The JSON Schema of the params object, as generated from the stage's
     /// params type; used for `cargo xtask schema`.
     pub params_schema: Value,
+    /// What a re-run with the same inputs reproduces (`cargo xtask reproduce`).
+    #[serde(default)]
+    pub reproducibility: Reproducibility,
 }
 
 /// One param: name, type, default and documentation.

@@ -24,6 +24,8 @@ mod main_loop;
 mod progress;
 mod protocol;
 mod python;
+mod reproducibility;
+pub mod serde_wording;
 mod tool;
 
 pub use context::StageContext;
@@ -37,6 +39,7 @@ pub use protocol::{
     StageResult,
 };
 pub use python::PythonScript;
+pub use reproducibility::{Compare, MetricRule, Reproducibility};
 pub use tool::{ToolCommand, ToolOutput};
 
 /// Writes `bytes` to `path` atomically: a temporary file in the same

@@ -12,6 +12,7 @@ use crate::context::StageContext;
 use crate::describe::{InputSpec, OutputSpec, StageDescription, params_from_schema};
 use crate::error::StageError;
 use crate::protocol::{PROTOCOL_VERSION, StageRequest, StageResult};
+use crate::reproducibility::Reproducibility;
 
 /// A stage kind. Params are a `#[serde(deny_unknown_fields)]` struct whose
 /// doc comments and defaults document the stage (via its JSON Schema).
@@ -26,6 +27,11 @@ pub trait Stage {
 
     fn inputs() -> Vec<InputSpec>;
     fn outputs() -> Vec<OutputSpec>;
+    /// What a re-run with the same inputs reproduces; byte-identical outputs
+    /// unless the stage says otherwise.
+    fn reproducibility() -> Reproducibility {
+        Reproducibility::exact()
+    }
     fn run(ctx: &StageContext, params: Self::Params) -> Result<StageResult, StageError>;
 }
 
@@ -41,6 +47,7 @@ pub fn describe<S: Stage>() -> StageDescription {
         outputs: S::outputs(),
         uses_python: S::USES_PYTHON,
         params_schema: schema,
+        reproducibility: S::reproducibility(),
     }
 }
 
@@ -49,7 +56,7 @@ pub fn parse_params<S: Stage>(params: &Map<String, Value>) -> Result<S::Params, 
     let value = Value::Object(params.clone());
     serde_path_to_error::deserialize(value).map_err(|err| {
         let path = err.path().to_string();
-        let inner = err.into_inner();
+        let inner = crate::serde_wording::reword(&err.into_inner().to_string());
         if path == "." {
             StageError::input(format!("params of `{}`: {inner}", S::KIND))
         } else {
@@ -129,8 +136,13 @@ fn run<S: Stage>(request_path: &Path) -> Result<(), StageError> {
 fn read_json<T: DeserializeOwned>(path: &Path) -> Result<T, StageError> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| StageError::io(format!("reading {}", path.display()), e))?;
-    serde_json::from_str(&text)
-        .map_err(|e| StageError::input(format!("{}: invalid JSON: {e}", path.display())))
+    serde_json::from_str(&text).map_err(|e| {
+        StageError::input(format!(
+            "{}: invalid JSON: {}",
+            path.display(),
+            crate::serde_wording::reword(&e.to_string())
+        ))
+    })
 }
 
 fn print_json(value: &impl serde::Serialize) -> Result<(), StageError> {
@@ -219,10 +231,18 @@ mod tests {
         let params: Map<String, Value> =
             serde_json::from_str(r#"{"text":"a","copies":"x"}"#).unwrap();
         let err = parse_params::<Echo>(&params).unwrap_err().to_string();
-        assert!(err.contains("`copies`"), "{err}");
+        assert_eq!(
+            err,
+            r#"params of `echo`: `copies`: is the text "x", but must be a whole number (0 or more)"#
+        );
         let params: Map<String, Value> = serde_json::from_str(r#"{"text":"a","copis":2}"#).unwrap();
         let err = parse_params::<Echo>(&params).unwrap_err().to_string();
-        assert!(err.contains("copis"), "{err}");
+        assert!(
+            err.starts_with(
+                "params of `echo`: `copis`: unknown key `copis`; the valid keys are `copies`"
+            ),
+            "{err}"
+        );
     }
 
     #[test]

@@ -143,7 +143,7 @@ impl PythonScript {
             ToolError::BadScriptResult {
                 script: self.path.display().to_string(),
                 path: result_path,
-                detail: e.to_string(),
+                detail: crate::serde_wording::reword(&e.to_string()),
             }
             .into()
         })

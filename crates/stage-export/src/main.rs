@@ -95,6 +95,13 @@ impl Stage for ExportStage {
         )]
     }
 
+    fn reproducibility() -> stage_api::Reproducibility {
+        stage_api::Reproducibility::bytes_may_differ(
+            "TensorFlow serialises exported graphs without a byte-stability guarantee",
+        )
+        .ignoring(&["export_seconds"])
+    }
+
     fn outputs() -> Vec<OutputSpec> {
         vec![OutputSpec::new(
             "model",

@@ -46,6 +46,11 @@ impl Stage for QuantizeStage {
         ]
     }
 
+    fn reproducibility() -> stage_api::Reproducibility {
+        stage_api::Reproducibility::bytes_may_differ("the TFLite converter calibrates with TensorFlow float inference (oneDNN rounding) and does not promise byte-stable flatbuffers")
+            .ignoring(&["conversion_seconds"])
+    }
+
     fn outputs() -> Vec<OutputSpec> {
         vec![
             OutputSpec::new("model", "model.tflite"),

@@ -34,6 +34,12 @@ enum Mode {
     ModifyInput,
     /// Write BLAKE3 digests of all inputs (read in full) to `out.txt`.
     Digest,
+    /// Write `text` and a random nonce; metric `value` is 1 plus noise below
+    /// 1e-9 (bytes differ, metrics within the declared tolerance).
+    Noise,
+    /// Write `text` and a random nonce; metric `value` is random in [0, 1)
+    /// (a stage made non-deterministic on purpose).
+    Random,
 }
 
 /// Params of `testkit`.
@@ -67,6 +73,13 @@ impl Stage for Testkit {
     const DESCRIPTION: &'static str =
         "Misbehaves on request (sleep, fail, write outside, bad result) to test the orchestrator.";
 
+    fn reproducibility() -> stage_api::Reproducibility {
+        stage_api::Reproducibility::bytes_may_differ(
+            "modes `noise` and `random` write a random nonce on purpose",
+        )
+        .within("value", 1e-6, 0.0)
+    }
+
     fn inputs() -> Vec<InputSpec> {
         vec![InputSpec {
             required: false,
@@ -85,6 +98,7 @@ impl Stage for Testkit {
             move |e| StageError::io(what, e)
         };
         let mut text = params.text.clone();
+        let mut value = None;
         match params.mode {
             Mode::Ok => {}
             Mode::Sleep => {
@@ -129,14 +143,40 @@ impl Stage for Testkit {
                     text.push_str(&format!("{} {}\n", digest(input)?, input.display()));
                 }
             }
+            Mode::Noise | Mode::Random => {
+                let nonce = random_u64();
+                text.push_str(&format!("{nonce:016x}"));
+                let unit = (nonce >> 11) as f64 / (1u64 << 53) as f64;
+                value = Some(if params.mode == Mode::Noise {
+                    1.0 + unit * 1e-9
+                } else {
+                    unit
+                });
+            }
         }
         std::fs::write(&out, &text).map_err(io("writing out.txt"))?;
         let mut result = StageResult::default()
             .output("file", "out.txt")
             .metric("bytes", text.len());
+        if let Some(value) = value {
+            result = result.metric("value", value);
+        }
         result.summary = Some(format!("{} bytes", text.len()));
         Ok(result)
     }
+}
+
+/// 64 random bits from the standard library's per-process hash keys.
+fn random_u64() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or_default(),
+    );
+    hasher.finish()
 }
 
 /// BLAKE3-free digest (the stage stays dependency-light): FNV-1a over all bytes.
