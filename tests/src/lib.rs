@@ -9,11 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::OnceLock;
 
-/// The workspace root.
-pub fn workspace_root() -> PathBuf {
-    let here = Path::new(env!("CARGO_MANIFEST_DIR"));
-    here.parent().unwrap_or(here).to_path_buf()
-}
+pub use stage_test_support::workspace_root;
 
 /// Builds the xtask binary once per test process and returns its path.
 pub fn xtask() -> PathBuf {
@@ -188,5 +184,71 @@ impl std::fmt::Display for Run {
             "exit {:?}\n--- stdout\n{}\n--- stderr\n{}",
             self.code, self.stdout, self.stderr
         )
+    }
+}
+
+/// A live process under `/proc`: its pid and command name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProcessInfo {
+    pub pid: u32,
+    pub name: String,
+}
+
+/// `(parent pid, name, state)` of a process from `/proc/PID/stat`.
+fn stat(pid: u32) -> Option<(u32, String, char)> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let open = text.find('(')?;
+    let close = text.rfind(')')?;
+    let name = text[open + 1..close].to_owned();
+    let mut rest = text[close + 1..].split_whitespace();
+    let state = rest.next()?.chars().next()?;
+    let parent = rest.next()?.parse().ok()?;
+    Some((parent, name, state))
+}
+
+/// Every live descendant of `root` (children, grandchildren, ...).
+pub fn descendants(root: u32) -> Vec<ProcessInfo> {
+    let mut parents = BTreeMap::new();
+    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if let Some((parent, name, state)) = stat(pid)
+            && state != 'Z'
+        {
+            parents.insert(pid, (parent, name));
+        }
+    }
+    let mut found = Vec::new();
+    let mut frontier = vec![root];
+    while let Some(parent) = frontier.pop() {
+        for (pid, (ppid, name)) in &parents {
+            if *ppid == parent {
+                found.push(ProcessInfo {
+                    pid: *pid,
+                    name: name.clone(),
+                });
+                frontier.push(*pid);
+            }
+        }
+    }
+    found
+}
+
+/// Whether process `pid` is gone (or a zombie) within `limit`.
+pub fn gone_within(pid: u32, limit: std::time::Duration) -> bool {
+    let deadline = std::time::Instant::now() + limit;
+    loop {
+        if stat(pid).is_none_or(|(_, _, state)| state == 'Z') {
+            return true;
+        }
+        if std::time::Instant::now() > deadline {
+            return false;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
     }
 }

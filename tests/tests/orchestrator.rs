@@ -8,7 +8,7 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use edgepipe_tests::Sandbox;
+use edgepipe_tests::{Sandbox, descendants, gone_within};
 
 const DIAMOND: &str = r#"name: diamond
 stages:
@@ -203,6 +203,41 @@ fn sigkill_mid_stage_leaves_no_entry_and_the_rerun_redoes_it() {
         .into_iter()
         .collect();
     assert!(tmp.iter().all(|n| *n == 0), "{tmp:?}");
+}
+
+#[test]
+fn sigkill_of_the_orchestrator_kills_a_stage_and_its_silent_tool() {
+    let sb = Sandbox::new();
+    sb.write(
+        "p.yaml",
+        "name: orphans\nstages:\n  silent:\n    kind: testkit\n    params: { mode: silent-tool, seconds: 300 }\n",
+    );
+    let mut child = sb.spawn(&["pipeline", "p.yaml"]);
+    // Wait for the stage's tool: `sleep 300`, a grandchild that prints nothing.
+    let deadline = Instant::now() + Duration::from_secs(180);
+    let (stage, tool) = loop {
+        let tree = descendants(child.id());
+        let stage = tree.iter().find(|p| p.name == "stage-testkit");
+        let tool = tree.iter().find(|p| p.name == "sleep");
+        if let (Some(stage), Some(tool)) = (stage, tool) {
+            break (stage.pid, tool.pid);
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the silent tool never started: {tree:?}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(
+        gone_within(stage, Duration::from_secs(5)),
+        "the stage binary (pid {stage}) outlived the killed orchestrator"
+    );
+    assert!(
+        gone_within(tool, Duration::from_secs(5)),
+        "the stage's silent tool `sleep 300` (pid {tool}) outlived the killed orchestrator"
+    );
 }
 
 #[test]

@@ -9,21 +9,14 @@
 //! or metrics within the tolerance its stage kind declares).
 //!
 //! It needs the managed Python environment (`cargo xtask setup`, which the
-//! test command runs first); without one it says so and returns, except
-//! under CI (`CI=true`), where that is a failure.
+//! test command runs first); without one it fails under CI and
+//! `cargo xtask test`, and says so and returns elsewhere.
 
 use std::path::{Path, PathBuf};
 
-use edgepipe_tests::{Sandbox, workspace_root};
+use edgepipe_tests::Sandbox;
 use serde_json::Value;
-
-/// The managed environment, as the stages will find it.
-fn managed_python() -> Option<PathBuf> {
-    if let Some(python) = std::env::var_os("EDGEPIPE_PYTHON") {
-        return Some(PathBuf::from(python));
-    }
-    provision::python_env::locate(&workspace_root()).map(|env| env.python)
-}
+use stage_test_support::{require_python, workspace_root};
 
 /// The file a stage's named output points at, read through its cache entry.
 fn output_file(sandbox: &Sandbox, lock: &Value, stage: &str, output: &str) -> PathBuf {
@@ -55,13 +48,7 @@ fn number(value: &Value, pointer: &str) -> f64 {
 
 #[test]
 fn smoke_pipeline_runs_end_to_end_then_entirely_from_the_cache() {
-    if managed_python().is_none() {
-        assert_ne!(
-            std::env::var("CI").as_deref(),
-            Ok("true"),
-            "CI needs the managed Python environment: run `cargo xtask setup` first"
-        );
-        eprintln!("skipped: no managed Python environment (run `cargo xtask setup`)");
+    if require_python().is_none() {
         return;
     }
     let sandbox = Sandbox::new();

@@ -252,13 +252,10 @@ fn write_pipeline(path: &Path, stages: usize) -> anyhow::Result<()> {
 
 /// Drops the data's pages from the page cache, so hashing reads the disk.
 fn evict(dir: &Path) -> anyhow::Result<()> {
-    for entry in std::fs::read_dir(dir)? {
-        let path = entry?.path();
-        if path.is_dir() {
-            evict(&path)?;
-        } else if let Ok(file) = std::fs::File::open(&path) {
-            let _ = file.sync_all();
-            let _ = rustix::fs::fadvise(&file, 0, None, rustix::fs::Advice::DontNeed);
+    for file in stage_api::walk::walk_files(dir, |_| true)? {
+        if let Ok(handle) = std::fs::File::open(&file.path) {
+            let _ = handle.sync_all();
+            let _ = rustix::fs::fadvise(&handle, 0, None, rustix::fs::Advice::DontNeed);
         }
     }
     Ok(())

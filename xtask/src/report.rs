@@ -16,7 +16,7 @@ use pipeline::lockfile::LockFile;
 use pipeline::model::Pipeline;
 use pipeline::workspace::Workspace;
 use serde_json::{Map, Value};
-use stage_api::{InputArtifact, PROTOCOL_VERSION, StageRequest, StageResult, ToolCommand};
+use stage_api::{InputArtifact, PROTOCOL_VERSION, StageRequest};
 
 const KIND: &str = "report";
 /// The stage kind whose `results` output a report reads, and that output.
@@ -200,21 +200,9 @@ fn run_stage(
     request: &StageRequest,
     out: &Path,
 ) -> anyhow::Result<ExitCode> {
-    for dir in [&request.output_dir, &request.scratch_dir] {
-        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    }
     let request_path = staging.join("request.json");
-    stage_api::write_atomic(&request_path, &serde_json::to_vec_pretty(request)?)
-        .with_context(|| format!("writing {}", request_path.display()))?;
-    ToolCommand::new(binary)
-        .arg("run")
-        .arg(&request_path)
-        .run()?;
-    let result: StageResult = serde_json::from_slice(
-        &std::fs::read(&request.result_path)
-            .with_context(|| format!("reading {}", request.result_path.display()))?,
-    )
-    .context("the report stage wrote an invalid result")?;
+    let result = stage_api::run_stage_binary(binary, request, &request_path)
+        .context("the report stage failed")?;
 
     std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
     for relative in result.outputs.values() {

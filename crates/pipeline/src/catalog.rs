@@ -306,8 +306,7 @@ impl Catalog {
         let mut hasher = blake3::Hasher::new();
         hasher.update(b"edgepipe-stage-source-v1\n");
         for (name, dir) in &stage.source_dirs {
-            let mut files = Vec::new();
-            source_files(dir, "", &mut files)?;
+            let mut files = source_files(dir)?;
             files.sort();
             hasher.update(name.as_bytes());
             hasher.update(b"\n");
@@ -564,51 +563,29 @@ pub fn cargo() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from("cargo"))
 }
 
-/// Files that make up a crate's sources: everything but build outputs,
-/// hidden entries and Python byte code.
 /// Top-level directories of a crate that never reach its binary.
 const NOT_STAGE_SOURCE: [&str; 3] = ["tests", "benches", "fuzz"];
 
-fn source_files(
-    dir: &Path,
-    prefix: &str,
-    out: &mut Vec<(String, PathBuf)>,
-) -> Result<(), CatalogError> {
-    let entries = std::fs::read_dir(dir).map_err(|source| DigestError {
-        path: dir.to_path_buf(),
-        source,
-    })?;
-    for entry in entries {
-        let entry = entry.map_err(|source| DigestError {
-            path: dir.to_path_buf(),
-            source,
-        })?;
-        let name = entry.file_name().to_string_lossy().into_owned();
-        if name.starts_with('.')
+/// Files that make up a crate's sources: everything but build outputs,
+/// hidden entries, Python byte code and [`NOT_STAGE_SOURCE`], as
+/// (relative path, path). Links are followed ([`stage_api::walk`]).
+fn source_files(dir: &Path) -> Result<Vec<(String, PathBuf)>, CatalogError> {
+    let files = stage_api::walk::walk_files(dir, |entry| {
+        let name = entry.file_name().to_string_lossy();
+        !(name.starts_with('.')
             || name == "target"
             || name == "__pycache__"
             || name.ends_with(".pyc")
-            || (prefix.is_empty() && NOT_STAGE_SOURCE.contains(&name.as_str()))
-        {
-            continue;
-        }
-        let path = entry.path();
-        let relative = if prefix.is_empty() {
-            name
-        } else {
-            format!("{prefix}/{name}")
-        };
-        let file_type = entry.file_type().map_err(|source| DigestError {
-            path: path.clone(),
-            source,
-        })?;
-        if file_type.is_dir() {
-            source_files(&path, &relative, out)?;
-        } else if file_type.is_file() {
-            out.push((relative, path));
-        }
-    }
-    Ok(())
+            || (entry.depth() == 1 && NOT_STAGE_SOURCE.contains(&name.as_ref())))
+    })
+    .map_err(|e| DigestError {
+        path: e.path,
+        source: e.source,
+    })?;
+    Ok(files
+        .into_iter()
+        .map(|file| (file.relative, file.path))
+        .collect())
 }
 
 /// Runs `BINARY describe` and parses its JSON.
@@ -642,8 +619,7 @@ mod tests {
     use super::*;
 
     fn listed(dir: &Path) -> Vec<String> {
-        let mut files = Vec::new();
-        source_files(dir, "", &mut files).unwrap();
+        let files = source_files(dir).unwrap();
         let mut names: Vec<String> = files.into_iter().map(|(relative, _)| relative).collect();
         names.sort();
         names

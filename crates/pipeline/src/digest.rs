@@ -191,43 +191,29 @@ pub fn hash_file(path: &Path, size: u64) -> Result<String, DigestError> {
 pub struct TreeFile {
     pub path: String,
     pub size: u64,
-    /// BLAKE3 of the content, or `link:<target>` for a symbolic link.
+    /// BLAKE3 of the content (of a link's target, for a link).
     pub digest: String,
 }
 
-/// All files under `root` (or `root` itself when it is a file), sorted by path.
+/// All files under `root` (or `root` itself when it is a file), sorted by
+/// path. Symbolic links are followed (the workspace's one walk policy, see
+/// [`stage_api::walk`]): a link is hashed as what it points to.
 pub fn tree_files(root: &Path, db: &StateDb) -> Result<Vec<TreeFile>, DigestError> {
-    let metadata = std::fs::symlink_metadata(root).map_err(io_error(root))?;
-    if metadata.is_file() {
-        let digest = db.file_digest(root, &metadata)?;
-        return Ok(vec![TreeFile {
-            path: String::new(),
-            size: metadata.len(),
-            digest,
-        }]);
-    }
-    let mut found: Vec<(String, PathBuf, Metadata)> = Vec::new();
-    walk(root, String::new(), &mut found)?;
-    found.sort_by(|a, b| a.0.cmp(&b.0));
+    let mut found = stage_api::walk::walk_files(root, |_| true).map_err(|e| DigestError {
+        path: e.path,
+        source: e.source,
+    })?;
+    found.sort_by(|a, b| a.relative.cmp(&b.relative));
     let hash_all = || {
         found
             .into_par_iter()
-            .map(|(relative, path, metadata)| {
-                if metadata.file_type().is_symlink() {
-                    let target = std::fs::read_link(&path).map_err(io_error(&path))?;
-                    Ok(TreeFile {
-                        path: relative,
-                        size: 0,
-                        digest: format!("link:{}", target.display()),
-                    })
-                } else {
-                    let digest = db.file_digest(&path, &metadata)?;
-                    Ok(TreeFile {
-                        path: relative,
-                        size: metadata.len(),
-                        digest,
-                    })
-                }
+            .map(|file| {
+                let digest = db.file_digest(&file.path, &file.metadata)?;
+                Ok(TreeFile {
+                    path: file.relative,
+                    size: file.metadata.len(),
+                    digest,
+                })
             })
             .collect()
     };
@@ -251,30 +237,6 @@ fn io_pool() -> Option<&'static rayon::ThreadPool> {
             .ok()
     })
     .as_ref()
-}
-
-fn walk(
-    dir: &Path,
-    prefix: String,
-    out: &mut Vec<(String, PathBuf, Metadata)>,
-) -> Result<(), DigestError> {
-    for entry in std::fs::read_dir(dir).map_err(io_error(dir))? {
-        let entry = entry.map_err(io_error(dir))?;
-        let path = entry.path();
-        let metadata = entry.metadata().map_err(io_error(&path))?;
-        let name = entry.file_name().to_string_lossy().into_owned();
-        let relative = if prefix.is_empty() {
-            name
-        } else {
-            format!("{prefix}/{name}")
-        };
-        if metadata.is_dir() {
-            walk(&path, relative, out)?;
-        } else {
-            out.push((relative, path, metadata));
-        }
-    }
-    Ok(())
 }
 
 /// The digest of a whole tree: BLAKE3 over the sorted (path, digest) list.

@@ -90,21 +90,16 @@ pub fn clean(workspace: &Workspace) -> Result<u64, MaintenanceError> {
     Ok(freed)
 }
 
+/// Bytes of the files under `path` (links followed, see [`stage_api::walk`];
+/// what cannot be read counts as nothing).
 fn dir_size(path: &Path) -> u64 {
-    let Ok(metadata) = std::fs::symlink_metadata(path) else {
-        return 0;
-    };
-    if !metadata.is_dir() {
-        return metadata.len();
-    }
-    std::fs::read_dir(path)
-        .map(|entries| {
-            entries
-                .filter_map(Result::ok)
-                .map(|e| dir_size(&e.path()))
-                .sum()
-        })
-        .unwrap_or(0)
+    stage_api::walk::walk(path)
+        .into_iter()
+        .filter_map(Result::ok)
+        .filter_map(|entry| entry.metadata().ok())
+        .filter(std::fs::Metadata::is_file)
+        .map(|metadata| metadata.len())
+        .sum()
 }
 
 #[cfg(test)]

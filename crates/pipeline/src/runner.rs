@@ -4,15 +4,11 @@
 //! Its stdout and stderr stream into the stage log; progress lines become
 //! events for the live display.
 
-use std::collections::{BTreeMap, VecDeque};
-use std::io::{BufRead, BufReader, Read, Write};
-use std::os::unix::process::CommandExt;
+use std::collections::BTreeMap;
 use std::path::{Component, Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use stage_api::{Progress, StageRequest, StageResult};
+use stage_api::{OutputStream, Progress, StageRequest, StageResult, ToolError};
 
 use crate::digest::{self, StateDb};
 
@@ -77,134 +73,45 @@ pub fn run(
     if let Some(dir) = spec.log_path.parent() {
         let _ = std::fs::create_dir_all(dir);
     }
-    let log = std::fs::File::create(&spec.log_path).map_err(|e| {
-        fail(format!(
-            "cannot create the log {}: {e}",
-            spec.log_path.display()
-        ))
-    })?;
-    let log = Arc::new(Mutex::new(log));
-    let tail = Arc::new(Mutex::new(VecDeque::with_capacity(TAIL_LINES)));
-
-    let mut command = Command::new(&spec.binary);
-    command
-        .arg("run")
-        .arg(&request_path)
-        .current_dir(&spec.request.scratch_dir)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    // SAFETY: the closure runs in the forked child before exec and only calls
-    // prctl(PR_SET_PDEATHSIG), which is async-signal-safe; it allocates nothing.
-    unsafe {
-        command.pre_exec(|| {
-            rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::KILL))
-                .map_err(std::io::Error::from)
-        });
-    }
-    let started = Instant::now();
-    let mut child = command
-        .spawn()
-        .map_err(|e| fail(format!("cannot start {}: {e}", spec.binary.display())))?;
-    let pumps: Vec<_> = [
-        child
-            .stdout
-            .take()
-            .map(|s| Box::new(s) as Box<dyn Read + Send>),
-        child
-            .stderr
-            .take()
-            .map(|s| Box::new(s) as Box<dyn Read + Send>),
-    ]
-    .into_iter()
-    .flatten()
-    .map(|stream| {
-        let log = Arc::clone(&log);
-        let tail = Arc::clone(&tail);
-        (stream, log, tail)
-    })
-    .collect();
-    let status = std::thread::scope(|scope| {
-        for (stream, log, tail) in pumps {
-            scope.spawn(move || pump(stream, &log, &tail, on_progress));
+    let on_line = |_: OutputStream, line: &str| match Progress::parse_line(line) {
+        Some(progress) => {
+            on_progress(&progress);
+            false
         }
-        loop {
-            match child.try_wait() {
-                Ok(Some(status)) => break Ok(status),
-                Ok(None) => {}
-                Err(e) => break Err(format!("waiting for the stage failed: {e}")),
-            }
-            if spec.timeout.is_some_and(|limit| started.elapsed() > limit) {
-                let _ = child.kill();
-                let _ = child.wait();
-                break Err(format!(
+        None => true,
+    };
+    let output = stage_api::stage_command(&spec.binary, &request_path, &spec.request)
+        .log_to(&spec.log_path)
+        .no_capture()
+        .tail_lines(TAIL_LINES)
+        .timeout(spec.timeout)
+        .run_with_lines(&on_line)
+        .map_err(|e| match e {
+            ToolError::TimedOut { tail, .. } => StageFailure::new(
+                format!(
                     "the stage ran longer than its limit of {} s and was stopped",
                     spec.timeout.map(|t| t.as_secs()).unwrap_or_default()
-                ));
-            }
-            std::thread::sleep(Duration::from_millis(25));
-        }
-    });
-    let tail_lines = || {
-        tail.lock()
-            .map(|t| t.iter().cloned().collect())
-            .unwrap_or_default()
-    };
-    let status = status.map_err(|m| StageFailure::new(m, tail_lines()))?;
-    if !status.success() {
+                ),
+                tail.lines().map(str::to_owned).collect(),
+            ),
+            ToolError::Log { .. } => fail(e.to_string()),
+            ToolError::Io { source, .. } => fail(format!("waiting for the stage failed: {source}")),
+            other => fail(format!("cannot start {}: {other}", spec.binary.display())),
+        })?;
+    let tail_lines = || output.tail.clone();
+    if !output.status.success() {
         return Err(StageFailure::new(
-            format!("the stage exited with {status}"),
+            format!("the stage exited with {}", output.status),
             tail_lines(),
         ));
     }
-    let result =
-        read_result(&spec.request.result_path).map_err(|m| StageFailure::new(m, tail_lines()))?;
+    let result = stage_api::read_result(&spec.request.result_path)
+        .map_err(|e| StageFailure::new(e.to_string(), tail_lines()))?;
     check(spec, &result, db).map_err(|m| StageFailure::new(m, tail_lines()))?;
     let _ = std::fs::remove_dir_all(&spec.request.scratch_dir);
     let _ = std::fs::remove_file(&request_path);
     let _ = std::fs::remove_file(&spec.request.result_path);
     Ok(result)
-}
-
-fn pump(
-    stream: Box<dyn Read + Send>,
-    log: &Mutex<std::fs::File>,
-    tail: &Mutex<VecDeque<String>>,
-    on_progress: &(dyn Fn(&Progress) + Sync),
-) {
-    let mut reader = BufReader::new(stream);
-    let mut line = Vec::new();
-    loop {
-        line.clear();
-        match reader.read_until(b'\n', &mut line) {
-            Ok(0) | Err(_) => break,
-            Ok(_) => {}
-        }
-        let text = String::from_utf8_lossy(&line);
-        if let Ok(mut file) = log.lock() {
-            let _ = file.write_all(text.as_bytes());
-            if !text.ends_with('\n') {
-                let _ = file.write_all(b"\n");
-            }
-        }
-        if let Some(progress) = Progress::parse_line(&text) {
-            on_progress(&progress);
-            continue;
-        }
-        if let Ok(mut tail) = tail.lock() {
-            if tail.len() == TAIL_LINES {
-                tail.pop_front();
-            }
-            tail.push_back(text.trim_end().to_owned());
-        }
-    }
-}
-
-fn read_result(path: &Path) -> Result<StageResult, String> {
-    let bytes = std::fs::read(path)
-        .map_err(|e| format!("the stage wrote no result file {}: {e}", path.display()))?;
-    serde_json::from_slice(&bytes)
-        .map_err(|e| format!("the stage returned a malformed result JSON: {e}"))
 }
 
 /// What a successful stage must satisfy before its outputs are committed.
@@ -277,16 +184,14 @@ fn check(spec: &RunSpec, result: &StageResult, db: &StateDb) -> Result<(), Strin
 }
 
 /// Fails on a symbolic link under `dir` whose target lies outside `root`.
+/// The one walk that does not follow links (see [`stage_api::walk`]): it
+/// checks the links themselves, before anything hashes through them.
 fn escaping_links(dir: &Path, root: &Path) -> Result<(), String> {
-    let entries =
-        std::fs::read_dir(dir).map_err(|e| format!("cannot list {}: {e}", dir.display()))?;
-    for entry in entries.filter_map(Result::ok) {
-        let path = entry.path();
-        let Ok(file_type) = entry.file_type() else {
-            continue;
-        };
-        if file_type.is_symlink() {
-            let target = std::fs::read_link(&path).unwrap_or_default();
+    for entry in stage_api::walk::walk(dir).follow_links(false).min_depth(1) {
+        let entry = entry.map_err(|e| format!("cannot list {}: {e}", dir.display()))?;
+        if entry.path_is_symlink() {
+            let path = entry.path();
+            let target = std::fs::read_link(path).unwrap_or_default();
             let resolved = path.canonicalize().ok();
             if !resolved.is_some_and(|r| r.starts_with(root)) {
                 return Err(format!(
@@ -295,8 +200,6 @@ fn escaping_links(dir: &Path, root: &Path) -> Result<(), String> {
                     target.display()
                 ));
             }
-        } else if file_type.is_dir() {
-            escaping_links(&path, root)?;
         }
     }
     Ok(())

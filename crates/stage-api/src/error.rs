@@ -40,6 +40,11 @@ pub enum ToolError {
         path: PathBuf,
         detail: String,
     },
+    #[error("cannot create the log {}: {source}", path.display())]
+    Log {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("I/O error around `{program}`: {source}")]
     Io {
         program: String,

@@ -26,13 +26,15 @@ mod protocol;
 mod python;
 mod reproducibility;
 pub mod serde_wording;
+mod stage_process;
 mod tool;
+pub mod walk;
 
 pub use context::StageContext;
 pub use describe::{InputSpec, OutputSpec, ParamSpec, StageDescription};
 pub use docker::{DockerImage, DockerRun, dockerfile_image};
 pub use error::{StageError, ToolError};
-pub use main_loop::{Stage, stage_main};
+pub use main_loop::{Stage, run_request, stage_main};
 pub use progress::{PROGRESS_PREFIX, Progress};
 pub use protocol::{
     DockerSettings, ExecutorKind, ExecutorSettings, InputArtifact, PROTOCOL_VERSION, StageRequest,
@@ -40,7 +42,10 @@ pub use protocol::{
 };
 pub use python::PythonScript;
 pub use reproducibility::{Compare, MetricRule, Reproducibility};
-pub use tool::{ToolCommand, ToolOutput};
+pub use stage_process::{
+    ResultFileError, StageRunError, read_result, run_stage_binary, stage_command,
+};
+pub use tool::{OutputStream, ToolCommand, ToolOutput};
 
 /// Writes `bytes` to `path` atomically: a temporary file in the same
 /// directory, fsync, then rename over the destination.

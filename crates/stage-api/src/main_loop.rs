@@ -101,6 +101,19 @@ pub fn stage_main<S: Stage>() -> ExitCode {
 
 fn run<S: Stage>(request_path: &Path) -> Result<(), StageError> {
     let request: StageRequest = read_json(request_path)?;
+    let result_path = request.result_path.clone();
+    let result = run_request::<S>(request)?;
+    let bytes = serde_json::to_vec_pretty(&result)
+        .map_err(|e| StageError::Other(format!("cannot encode the result: {e}")))?;
+    crate::write_atomic(&result_path, &bytes)
+        .map_err(|e| StageError::io(format!("writing {}", result_path.display()), e))
+}
+
+/// Runs stage `S` in this process on `request`: checks protocol and kind,
+/// parses the params, runs the stage and checks that every output it returns
+/// exists inside the output directory. `STAGE run` is this plus reading the
+/// request file and writing the result file.
+pub fn run_request<S: Stage>(request: StageRequest) -> Result<StageResult, StageError> {
     if request.protocol != PROTOCOL_VERSION {
         return Err(StageError::input(format!(
             "request protocol {} but this stage speaks {PROTOCOL_VERSION}; rebuild the stages",
@@ -115,7 +128,6 @@ fn run<S: Stage>(request_path: &Path) -> Result<(), StageError> {
         )));
     }
     let params = parse_params::<S>(&request.params)?;
-    let result_path = request.result_path.clone();
     let ctx = StageContext::new(request);
     let result = S::run(&ctx, params)?;
     for (name, relative) in &result.outputs {
@@ -127,10 +139,7 @@ fn run<S: Stage>(request_path: &Path) -> Result<(), StageError> {
             )));
         }
     }
-    let bytes = serde_json::to_vec_pretty(&result)
-        .map_err(|e| StageError::Other(format!("cannot encode the result: {e}")))?;
-    crate::write_atomic(&result_path, &bytes)
-        .map_err(|e| StageError::io(format!("writing {}", result_path.display()), e))
+    Ok(result)
 }
 
 fn read_json<T: DeserializeOwned>(path: &Path) -> Result<T, StageError> {

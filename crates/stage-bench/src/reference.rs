@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 
 use serde_json::{Value, json};
-use stage_api::ToolCommand;
+use stage_api::PythonScript;
 
 use coco_eval::{Detection, GroundTruth};
 
@@ -14,12 +14,7 @@ use coco_eval::{Detection, GroundTruth};
 #[derive(Debug, thiserror::Error)]
 pub enum ReferenceError {
     #[error(transparent)]
-    Tool(#[from] stage_api::ToolError),
-    #[error("{context}: {source}")]
-    Io {
-        context: String,
-        source: std::io::Error,
-    },
+    Script(#[from] stage_api::StageError),
     #[error("{script} wrote an unreadable result: {detail}")]
     BadResult { script: String, detail: String },
 }
@@ -49,34 +44,14 @@ pub fn run_script(
     request: &Value,
     work_dir: &Path,
 ) -> Result<Value, ReferenceError> {
-    let io = |context: String| move |source| ReferenceError::Io { context, source };
-    std::fs::create_dir_all(work_dir).map_err(io(format!("creating {}", work_dir.display())))?;
-    let stem = script.trim_end_matches(".py");
-    let request_path = work_dir.join(format!("{stem}.request.json"));
-    let result_path = work_dir.join(format!("{stem}.result.json"));
-    let bytes = serde_json::to_vec(request).map_err(|e| ReferenceError::BadResult {
-        script: script.into(),
-        detail: e.to_string(),
-    })?;
-    stage_api::write_atomic(&request_path, &bytes)
-        .map_err(io(format!("writing {}", request_path.display())))?;
-    let script_path = workspace_root()
-        .join("crates/stage-bench/python")
-        .join(script);
-    ToolCommand::new(python)
-        .arg(script_path)
-        .arg(&request_path)
-        .arg(&result_path)
-        .env("PROTOCOL_BUFFERS_PYTHON_IMPLEMENTATION", "python")
-        .env("TF_CPP_MIN_LOG_LEVEL", "2")
-        .quiet()
-        .run()?;
-    let text = std::fs::read_to_string(&result_path)
-        .map_err(io(format!("reading {}", result_path.display())))?;
-    serde_json::from_str(&text).map_err(|e| ReferenceError::BadResult {
-        script: script.into(),
-        detail: e.to_string(),
-    })
+    Ok(
+        PythonScript::new(Path::new("crates/stage-bench/python").join(script)).run_with(
+            python,
+            &workspace_root(),
+            work_dir,
+            request,
+        )?,
+    )
 }
 
 /// pycocotools' twelve stats and its evaluation time in seconds.

@@ -2,14 +2,15 @@
 //! ground truth, every area range, tied scores, wrong classes, images with
 //! only ground truth or only detections, a category without ground truth
 //! and more than 100 detections on one image. Runs in the managed Python
-//! environment; skipped (with a note) where none is provisioned, and fails
-//! under CI (`CI=true`) instead.
+//! environment; without one they fail under CI and `cargo xtask test`, and
+//! say so and return elsewhere.
 
 #![allow(clippy::unwrap_used)]
 
 use coco_eval::synthetic::generate;
 use coco_eval::{Detection, GroundTruth, evaluate};
-use stage_bench::reference::{find_python, pycocotools};
+use stage_bench::reference::pycocotools;
+use stage_test_support::require_python;
 
 fn assert_matches_pycocotools(
     image_ids: &[i64],
@@ -17,16 +18,7 @@ fn assert_matches_pycocotools(
     ground_truth: &[GroundTruth],
     detections: &[Detection],
 ) -> Option<[f64; 12]> {
-    let Some(python) = find_python() else {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "no managed Python environment under CI: `.ci/run` provisions it with `cargo xtask setup`"
-        );
-        eprintln!(
-            "skipped: no managed Python environment (run `cargo xtask setup` or set EDGEPIPE_PYTHON)"
-        );
-        return None;
-    };
+    let python = require_python()?;
     let ours = evaluate(image_ids, category_ids, ground_truth, detections)
         .unwrap()
         .as_array();

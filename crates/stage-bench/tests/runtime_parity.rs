@@ -10,8 +10,9 @@ use coco_eval::synthetic::Rng;
 use serde_json::json;
 use stage_bench::model_io::{InputKind, ModelIo};
 use stage_bench::preprocess::{InputData, resize_bilinear};
-use stage_bench::reference::{find_python, run_script, workspace_root};
+use stage_bench::reference::run_script;
 use stage_bench::runtime::LiteRtRunner;
+use stage_test_support::{require_python, workspace_root};
 
 fn testdata(name: &str) -> PathBuf {
     workspace_root()
@@ -71,8 +72,7 @@ fn outputs_match_the_python_interpreter() {
     assert_ne!(ours[0], ours[1]);
     assert!(ours[0].iter().any(|&v| v != ours[0][0]));
 
-    let Some(python) = find_python() else {
-        eprintln!("skipped the Python comparison: no managed Python environment");
+    let Some(python) = require_python() else {
         return;
     };
     let dir = tempfile::tempdir().unwrap();

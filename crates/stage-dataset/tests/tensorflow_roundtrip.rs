@@ -1,7 +1,8 @@
 //! Records written here parse in TensorFlow (`tf.data.TFRecordDataset` +
 //! the Object Detection API's `TfExampleDecoder`) with identical values, and
 //! records written by `tf.io.TFRecordWriter` read back byte for byte. Needs
-//! the managed Python environment; without one it says why and returns.
+//! the managed Python environment; without one it fails under CI and
+//! `cargo xtask test`, and says why and returns elsewhere.
 
 #![allow(clippy::unwrap_used)]
 
@@ -18,16 +19,9 @@ use stage_dataset::stage::{DatasetParams, ShardParams, SplitParams};
 use tfrecord::od::DetectionExample;
 use tfrecord::{Example, RecordReader, RecordWriter, find_shards};
 
-fn workspace_root() -> std::path::PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
 #[test]
 fn records_round_trip_through_tensorflow() {
-    let Some(env) = provision::python_env::locate(&workspace_root()) else {
-        eprintln!(
-            "skipping: no managed Python environment (run `cargo xtask setup` or set EDGEPIPE_PYTHON)"
-        );
+    let Some(python) = stage_test_support::require_python() else {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
@@ -82,7 +76,7 @@ fn records_round_trip_through_tensorflow() {
     let result_path = dir.path().join("result.json");
     let request = json!({"shards": shards, "tf_written": tf_written});
     std::fs::write(&request_path, request.to_string()).unwrap();
-    ToolCommand::new(&env.python)
+    ToolCommand::new(&python)
         .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("python/tf_roundtrip.py"))
         .arg(&request_path)
         .arg(&result_path)

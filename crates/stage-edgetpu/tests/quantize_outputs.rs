@@ -1,64 +1,30 @@
 //! Models the quantize stage produces, as the pipeline feeds them here:
 //! `full_int8` and `toco` outputs are predicted mapped up to the post-process
 //! op; `dynamic` is predicted not mappable, with the reason. Needs the
-//! managed Python environment; skipped (with a note) where none exists.
+//! managed Python environment; without one it fails under CI and
+//! `cargo xtask test`, and says so and returns elsewhere.
 #![allow(clippy::unwrap_used)]
 
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 use serde_json::{Value, json};
-use stage_api::{
-    ExecutorSettings, InputArtifact, PROTOCOL_VERSION, PythonScript, Stage, StageContext,
-    StageRequest,
-};
+use stage_api::{PythonScript, Stage, StageContext};
 use stage_edgetpu::{Analysis, PredictOptions, analyze, lint};
 use stage_quantize::QuantizeStage;
+use stage_test_support::{StageTest, require_python};
 use tflite::Model;
 
-fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../..")
-        .canonicalize()
-        .unwrap()
-}
-
-fn python() -> Option<PathBuf> {
-    let found = std::env::var_os("EDGEPIPE_PYTHON")
-        .map(PathBuf::from)
-        .or_else(|| provision::python_env::locate(&workspace_root()).map(|env| env.python));
-    if found.is_none() {
-        eprintln!(
-            "skipped: no managed Python environment (run `cargo xtask setup` or set EDGEPIPE_PYTHON)"
-        );
-    }
-    found
-}
-
+/// A quantize context in `dir` (kept: the models it writes are read later).
 fn context(python: &Path, dir: &Path, params: Value, inputs: &[(&str, &Path)]) -> StageContext {
-    let output_dir = dir.join("out");
-    let scratch_dir = dir.join("scratch");
-    std::fs::create_dir_all(&output_dir).unwrap();
-    std::fs::create_dir_all(&scratch_dir).unwrap();
-    StageContext::new(StageRequest {
-        protocol: PROTOCOL_VERSION,
-        kind: "quantize".into(),
-        stage: "quantize_for_edgetpu_test".into(),
-        params: params.as_object().unwrap().clone(),
-        inputs: inputs
-            .iter()
-            .map(|(n, p)| ((*n).to_owned(), InputArtifact::One(p.to_path_buf())))
-            .collect(),
-        output_dir,
-        result_path: dir.join("result.json"),
-        scratch_dir,
-        workspace_root: workspace_root(),
-        executor: ExecutorSettings {
-            python: Some(python.to_path_buf()),
-            ..Default::default()
-        },
-        cache_key: "test".into(),
-    })
+    let test = StageTest::in_dir("quantize", dir)
+        .stage_name("quantize_for_edgetpu_test")
+        .params(params)
+        .python(python);
+    inputs
+        .iter()
+        .fold(test, |test, (name, path)| test.input(name, *path))
+        .context()
 }
 
 struct Fixtures {
@@ -138,7 +104,9 @@ fn assert_mapped_up_to_postprocess(analysis: &Analysis) {
 
 #[test]
 fn full_int8_and_toco_map_up_to_the_postprocess_and_dynamic_does_not_map() {
-    let Some(python) = python() else { return };
+    let Some(python) = require_python() else {
+        return;
+    };
     let (_, int8) = quantize_and_predict(
         &python,
         json!({"mode": "full_int8", "io_type": "uint8", "num_calibration_images": 4}),

@@ -3,35 +3,16 @@
 //! frozen graph with FakeQuant ops) and float Keras SSDLite started from the
 //! pretrained teacher (→ float frozen graph); plus the config validation and
 //! Python failure paths. Needs the managed Python environment (`EDGEPIPE_PYTHON`
-//! or `cargo xtask setup`); without one the tests say so and return.
+//! or `cargo xtask setup`); without one the tests fail under CI and
+//! `cargo xtask test`, and say so and return elsewhere.
 #![allow(clippy::unwrap_used)]
 
 use std::path::{Path, PathBuf};
 
 use serde_json::{Value, json};
-use stage_api::{
-    ExecutorSettings, PROTOCOL_VERSION, Stage, StageContext, StageRequest, StageResult, ToolCommand,
-};
+use stage_api::{StageResult, ToolCommand};
+use stage_test_support::{StageTest, require_python, workspace_root};
 use stage_train::stage::TrainStage;
-
-fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../..")
-        .canonicalize()
-        .unwrap()
-}
-
-fn python() -> Option<PathBuf> {
-    match provision::python_env::locate(&workspace_root()) {
-        Some(env) => Some(env.python),
-        None => {
-            eprintln!(
-                "skipped: no managed Python environment (run `cargo xtask setup` or set EDGEPIPE_PYTHON)"
-            );
-            None
-        }
-    }
-}
 
 /// Writes 4 train + 2 val JPEG examples and a label map into `<dir>/records`.
 fn tiny_records(python: &Path, dir: &Path) -> PathBuf {
@@ -52,28 +33,22 @@ fn tiny_records(python: &Path, dir: &Path) -> PathBuf {
     records
 }
 
-fn request(python: &Path, dir: &Path, kind: &str, params: Value, inputs: Value) -> StageRequest {
-    let out = dir.join(format!("{kind}-out"));
-    let scratch = dir.join(format!("{kind}-scratch"));
-    std::fs::create_dir_all(&out).unwrap();
-    std::fs::create_dir_all(&scratch).unwrap();
-    StageRequest {
-        protocol: PROTOCOL_VERSION,
-        kind: kind.into(),
-        stage: kind.into(),
-        params: serde_json::from_value(params).unwrap(),
-        inputs: serde_json::from_value(inputs).unwrap(),
-        output_dir: out,
-        result_path: dir.join(format!("{kind}-result.json")),
-        scratch_dir: scratch,
-        workspace_root: workspace_root(),
-        executor: ExecutorSettings {
-            python: Some(python.to_path_buf()),
-            threads: Some(2),
-            ..Default::default()
-        },
-        cache_key: "test".into(),
-    }
+/// A request for `kind` in `<dir>/<kind>`, on two threads.
+fn request(
+    python: &Path,
+    dir: &Path,
+    kind: &str,
+    params: Value,
+    inputs: &[(&str, &Path)],
+) -> StageTest {
+    let test = StageTest::in_dir(kind, dir.join(kind))
+        .stage_name(kind)
+        .params(params)
+        .python(python)
+        .executor(|executor| executor.threads = Some(2));
+    inputs
+        .iter()
+        .fold(test, |test, (name, path)| test.input(name, *path))
 }
 
 fn train(
@@ -82,44 +57,37 @@ fn train(
     records: &Path,
     params: Value,
 ) -> Result<(StageResult, PathBuf), String> {
-    let request = request(
+    let label_map = records.join("label_map.pbtxt");
+    let test = request(
         python,
         dir,
         "train",
-        params.clone(),
-        json!({"records": records, "label_map": records.join("label_map.pbtxt")}),
+        params,
+        &[("records", records), ("label_map", &label_map)],
     );
-    let out = request.output_dir.clone();
-    let params = serde_json::from_value(params).unwrap();
     let started = std::time::Instant::now();
-    let result = TrainStage::run(&StageContext::new(request), params).map_err(|e| e.to_string())?;
+    let ran = test.run::<TrainStage>().map_err(|e| e.to_string())?;
     eprintln!(
         "train took {:.1} s; metrics {}",
         started.elapsed().as_secs_f64(),
-        serde_json::to_string(&result.metrics).unwrap()
+        serde_json::to_string(&ran.result.metrics).unwrap()
     );
-    Ok((result, out))
+    Ok((ran.result, ran.output_dir))
 }
 
 /// Runs the export stage binary on a checkpoint dir; returns export.json.
 fn export(python: &Path, dir: &Path, checkpoint: &Path) -> (Value, PathBuf) {
-    let request = request(
+    let test = request(
         python,
         dir,
         "export",
         json!({"max_detections": 7}),
-        json!({"checkpoint": checkpoint}),
+        &[("checkpoint", checkpoint)],
     );
-    let request_path = dir.join("export-request.json");
-    std::fs::write(&request_path, serde_json::to_vec(&request).unwrap()).unwrap();
     let started = std::time::Instant::now();
-    ToolCommand::new(env!("CARGO_BIN_EXE_stage-export"))
-        .arg("run")
-        .arg(&request_path)
-        .run()
-        .unwrap();
+    let ran = test.run_binary(env!("CARGO_BIN_EXE_stage-export")).unwrap();
     eprintln!("export took {:.1} s", started.elapsed().as_secs_f64());
-    let exported = request.output_dir.join("exported");
+    let exported = ran.output_dir.join("exported");
     let manifest =
         serde_json::from_slice(&std::fs::read(exported.join("export.json")).unwrap()).unwrap();
     (manifest, exported)
@@ -138,7 +106,9 @@ fn smoke_params() -> Value {
 
 #[test]
 fn float_training_exports_a_saved_model_with_the_postprocess_op() {
-    let Some(python) = python() else { return };
+    let Some(python) = require_python() else {
+        return;
+    };
     let dir = tempfile::tempdir().unwrap();
     let records = tiny_records(&python, dir.path());
     let (result, out) = train(&python, dir.path(), &records, smoke_params()).unwrap();
@@ -174,7 +144,9 @@ fn float_training_exports_a_saved_model_with_the_postprocess_op() {
 
 #[test]
 fn quantization_aware_training_exports_fake_quant_ops_and_the_postprocess_node() {
-    let Some(python) = python() else { return };
+    let Some(python) = require_python() else {
+        return;
+    };
     let dir = tempfile::tempdir().unwrap();
     let records = tiny_records(&python, dir.path());
     let mut params = smoke_params();
@@ -266,7 +238,9 @@ fn quantization_aware_fine_tuning_starts_from_a_float_checkpoint() {
 
 #[test]
 fn keras_float_training_from_the_teacher_exports_a_float_frozen_graph() {
-    let Some(python) = python() else { return };
+    let Some(python) = require_python() else {
+        return;
+    };
     let dir = tempfile::tempdir().unwrap();
     let records = tiny_records(&python, dir.path());
     let params = json!({"backend": "keras", "init": "teacher", "input_size": 96,
@@ -308,7 +282,9 @@ fn keras_float_training_from_the_teacher_exports_a_float_frozen_graph() {
 
 #[test]
 fn an_invalid_rendered_config_is_rejected_quoting_its_line() {
-    let Some(python) = python() else { return };
+    let Some(python) = require_python() else {
+        return;
+    };
     let dir = tempfile::tempdir().unwrap();
     let records = tiny_records(&python, dir.path());
     let template = dir.path().join("broken.config.j2");
@@ -327,7 +303,9 @@ fn an_invalid_rendered_config_is_rejected_quoting_its_line() {
 
 #[test]
 fn a_failing_python_step_surfaces_its_traceback() {
-    let Some(python) = python() else { return };
+    let Some(python) = require_python() else {
+        return;
+    };
     let dir = tempfile::tempdir().unwrap();
     let records = dir.path().join("records");
     std::fs::create_dir_all(&records).unwrap();

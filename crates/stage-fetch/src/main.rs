@@ -95,28 +95,31 @@ impl Stage for Fetch {
     }
 }
 
-/// Copies a file or a directory tree; returns (files, bytes).
+/// Copies a file or a directory tree (links followed, see
+/// [`stage_api::walk`]); returns (files, bytes).
 fn copy(source: &Path, target: &Path) -> Result<(u64, u64), StageError> {
     let io = |what: &Path| {
         let what = what.display().to_string();
         move |e| StageError::io(format!("copying {what}"), e)
     };
-    let metadata = std::fs::metadata(source).map_err(io(source))?;
-    if metadata.is_file() {
-        let bytes = std::fs::copy(source, target).map_err(io(source))?;
-        return Ok((1, bytes));
-    }
-    std::fs::create_dir_all(target).map_err(io(target))?;
     let (mut files, mut bytes) = (0, 0);
-    let mut entries: Vec<_> = std::fs::read_dir(source)
-        .map_err(io(source))?
-        .collect::<Result<_, _>>()
-        .map_err(io(source))?;
-    entries.sort_by_key(|e| e.file_name());
-    for entry in entries {
-        let (f, b) = copy(&entry.path(), &target.join(entry.file_name()))?;
-        files += f;
-        bytes += b;
+    for entry in stage_api::walk::walk(source) {
+        let entry = entry.map_err(|e| {
+            let path = e.path().unwrap_or(source).to_path_buf();
+            io(&path)(std::io::Error::from(e))
+        })?;
+        let relative = entry.path().strip_prefix(source).unwrap_or(Path::new(""));
+        let to = if relative.as_os_str().is_empty() {
+            target.to_path_buf()
+        } else {
+            target.join(relative)
+        };
+        if entry.file_type().is_dir() {
+            std::fs::create_dir_all(&to).map_err(io(&to))?;
+        } else {
+            bytes += std::fs::copy(entry.path(), &to).map_err(io(entry.path()))?;
+            files += 1;
+        }
     }
     Ok((files, bytes))
 }
@@ -128,31 +131,17 @@ fn main() -> ExitCode {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use stage_api::{InputArtifact, PROTOCOL_VERSION, StageRequest};
+    use stage_test_support::StageTest;
 
     fn request(dir: &Path, params: serde_json::Value, source: Option<&Path>) -> StageContext {
-        let out = dir.join("out");
-        std::fs::create_dir_all(&out).unwrap();
-        let mut inputs = std::collections::BTreeMap::new();
-        if let Some(source) = source {
-            inputs.insert(
-                "source".to_owned(),
-                InputArtifact::One(source.to_path_buf()),
-            );
+        let test = StageTest::in_dir("fetch", dir)
+            .stage_name("f")
+            .params(params);
+        match source {
+            Some(source) => test.input("source", source),
+            None => test,
         }
-        StageContext::new(StageRequest {
-            protocol: PROTOCOL_VERSION,
-            kind: "fetch".into(),
-            stage: "f".into(),
-            params: params.as_object().unwrap().clone(),
-            inputs,
-            output_dir: out,
-            result_path: dir.join("result.json"),
-            scratch_dir: dir.join("scratch"),
-            workspace_root: dir.to_path_buf(),
-            executor: Default::default(),
-            cache_key: "k".into(),
-        })
+        .context()
     }
 
     fn params(value: serde_json::Value) -> FetchParams {

@@ -410,39 +410,20 @@ fn write_report(ctx: &StageContext, report: &QuantizeReport) -> Result<(), Stage
 #[cfg(test)]
 mod tests {
     use super::*;
-    use stage_api::{
-        DockerSettings, ExecutorKind, ExecutorSettings, PROTOCOL_VERSION, StageRequest,
-    };
-
-    use std::path::PathBuf;
-
-    fn workspace_root() -> PathBuf {
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-    }
+    use stage_api::{DockerSettings, ExecutorKind};
+    use stage_test_support::{StageTest, workspace_root};
 
     fn docker_context() -> StageContext {
-        let settings = DockerSettings {
-            context: Some("edgepipe-no-such-context".into()),
-            image_prefix: "edgepipe".into(),
-            ..Default::default()
-        };
-        StageContext::new(StageRequest {
-            protocol: PROTOCOL_VERSION,
-            kind: "quantize".into(),
-            stage: "q".into(),
-            params: Default::default(),
-            inputs: Default::default(),
-            output_dir: "/tmp/out".into(),
-            result_path: "/tmp/result.json".into(),
-            scratch_dir: "/tmp/scratch".into(),
-            workspace_root: workspace_root(),
-            executor: ExecutorSettings {
-                kind: ExecutorKind::Docker,
-                docker: Some(settings),
-                ..Default::default()
-            },
-            cache_key: "k".into(),
-        })
+        StageTest::new("quantize")
+            .executor(|executor| {
+                executor.kind = ExecutorKind::Docker;
+                executor.docker = Some(DockerSettings {
+                    context: Some("edgepipe-no-such-context".into()),
+                    image_prefix: "edgepipe".into(),
+                    ..Default::default()
+                });
+            })
+            .context()
     }
 
     #[test]

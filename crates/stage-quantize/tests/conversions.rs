@@ -1,6 +1,6 @@
 //! Converts tiny fixture detectors in every mode with the managed Python
-//! environment and asserts the dtypes and ops of each `.tflite`. Skipped
-//! (with a note) where no managed environment is provisioned.
+//! environment and asserts the dtypes and ops of each `.tflite`. Without
+//! one they fail under CI and `cargo xtask test`, and say so elsewhere.
 
 #![allow(clippy::unwrap_used)]
 
@@ -9,75 +9,26 @@ use std::sync::OnceLock;
 use std::time::Instant;
 
 use serde_json::{Value, json};
-use stage_api::{
-    ExecutorSettings, PROTOCOL_VERSION, PythonScript, Stage, StageContext, StageError,
-    StageRequest, StageResult,
-};
+use stage_api::{PythonScript, Stage, StageContext, StageError, StageResult};
 use stage_quantize::QuantizeStage;
 use stage_quantize::analysis::DETECTION_POSTPROCESS;
 use stage_quantize::mode_check::{Expectation, check};
 use stage_quantize::params::Mode;
 use stage_quantize::report::QuantizeReport;
 use stage_quantize::stage::{ConversionResult, SCRIPT_RESULT};
+use stage_test_support::{StageTest, require_python};
 
-fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../..")
-        .canonicalize()
-        .unwrap()
-}
-
-/// The managed interpreter, or None (and a note) where none is provisioned.
-/// Looked up once, so every test of a run sees the same answer.
-fn python() -> Option<PathBuf> {
-    static PYTHON: OnceLock<Option<PathBuf>> = OnceLock::new();
-    let found = PYTHON
-        .get_or_init(|| provision::python_env::locate(&workspace_root()).map(|env| env.python))
-        .clone();
-    if found.is_none() {
-        eprintln!(
-            "skipped: no managed Python environment (run `cargo xtask setup` or set EDGEPIPE_PYTHON)"
-        );
-    }
-    found
-}
-
-/// A context whose output and scratch dirs live in a fresh temp dir.
-fn context(
-    python: &Path,
-    params: Value,
-    inputs: &[(&str, &Path)],
-) -> (StageContext, tempfile::TempDir) {
-    let dir = tempfile::tempdir().unwrap();
-    let output_dir = dir.path().join("out");
-    let scratch_dir = dir.path().join("scratch");
-    std::fs::create_dir_all(&output_dir).unwrap();
-    std::fs::create_dir_all(&scratch_dir).unwrap();
-    let request = StageRequest {
-        protocol: PROTOCOL_VERSION,
-        kind: "quantize".into(),
-        stage: "quantize_test".into(),
-        params: params.as_object().unwrap().clone(),
-        inputs: inputs
-            .iter()
-            .map(|(name, path)| {
-                (
-                    (*name).to_owned(),
-                    stage_api::InputArtifact::One(path.to_path_buf()),
-                )
-            })
-            .collect(),
-        output_dir,
-        result_path: dir.path().join("result.json"),
-        scratch_dir,
-        workspace_root: workspace_root(),
-        executor: ExecutorSettings {
-            python: Some(python.to_path_buf()),
-            ..Default::default()
-        },
-        cache_key: "test".into(),
-    };
-    (StageContext::new(request), dir)
+/// A context whose output and scratch dirs live in a fresh temp dir (kept
+/// while the returned test request lives).
+fn context(python: &Path, params: Value, inputs: &[(&str, &Path)]) -> (StageContext, StageTest) {
+    let test = inputs.iter().fold(
+        StageTest::new("quantize")
+            .stage_name("quantize_test")
+            .params(params)
+            .python(python),
+        |test, (name, path)| test.input(name, *path),
+    );
+    (test.context(), test)
 }
 
 struct Fixtures {
@@ -119,7 +70,7 @@ struct Converted {
     report: QuantizeReport,
     model: PathBuf,
     ctx: StageContext,
-    _dir: tempfile::TempDir,
+    _dir: StageTest,
 }
 
 fn try_convert(
@@ -191,7 +142,9 @@ fn ratio(python: &Path, converted: &Converted) -> f64 {
 
 #[test]
 fn float32_keeps_everything_float_and_ends_in_the_postprocess() {
-    let Some(python) = python() else { return };
+    let Some(python) = require_python() else {
+        return;
+    };
     let c = float32(&python);
     let r = &c.report;
     assert_eq!(r.ops["CONV_2D"], 4);
@@ -223,7 +176,9 @@ fn float32_keeps_everything_float_and_ends_in_the_postprocess() {
 
 #[test]
 fn float16_stores_weights_as_half_behind_dequantize() {
-    let Some(python) = python() else { return };
+    let Some(python) = require_python() else {
+        return;
+    };
     let fx = fixtures(&python);
     let c = convert(&python, json!({"mode": "float16"}), &fx.saved_model_export);
     let weights = weight_dtypes(&c.report);
@@ -244,7 +199,9 @@ fn float16_stores_weights_as_half_behind_dequantize() {
 
 #[test]
 fn dynamic_quantizes_weights_and_keeps_activations_float() {
-    let Some(python) = python() else { return };
+    let Some(python) = require_python() else {
+        return;
+    };
     let fx = fixtures(&python);
     let c = convert(&python, json!({"mode": "dynamic"}), &fx.saved_model_export);
     assert!(
@@ -286,7 +243,9 @@ fn dynamic_quantizes_weights_and_keeps_activations_float() {
 
 #[test]
 fn full_int8_has_int8_convs_uint8_input_and_a_float_postprocess() {
-    let Some(python) = python() else { return };
+    let Some(python) = require_python() else {
+        return;
+    };
     let fx = fixtures(&python);
     let c = convert(
         &python,
@@ -325,7 +284,9 @@ fn full_int8_has_int8_convs_uint8_input_and_a_float_postprocess() {
 
 #[test]
 fn full_int8_calibrates_on_a_seeded_sample_of_the_train_split() {
-    let Some(python) = python() else { return };
+    let Some(python) = require_python() else {
+        return;
+    };
     let fx = fixtures(&python);
     let params = json!({"mode": "full_int8", "io_type": "uint8", "num_calibration_images": 3,
                         "calibration_seed": 5});
@@ -361,7 +322,9 @@ fn full_int8_calibrates_on_a_seeded_sample_of_the_train_split() {
 
 #[test]
 fn full_int8_calibrates_on_what_the_split_has() {
-    let Some(python) = python() else { return };
+    let Some(python) = require_python() else {
+        return;
+    };
     let fx = fixtures(&python);
     let c = convert(
         &python,
@@ -393,7 +356,9 @@ fn full_int8_calibrates_on_what_the_split_has() {
 
 #[test]
 fn qat_int8_writes_per_channel_int8_weights_and_a_uint8_input() {
-    let Some(python) = python() else { return };
+    let Some(python) = require_python() else {
+        return;
+    };
     let fx = fixtures(&python);
     let c = convert(
         &python,
@@ -426,7 +391,9 @@ fn qat_int8_writes_per_channel_int8_weights_and_a_uint8_input() {
 
 #[test]
 fn qat_int8_refuses_a_float_export_and_toco_a_per_channel_one() {
-    let Some(python) = python() else { return };
+    let Some(python) = require_python() else {
+        return;
+    };
     let fx = fixtures(&python);
     let err = match try_convert(
         &python,
@@ -455,7 +422,9 @@ fn qat_int8_refuses_a_float_export_and_toco_a_per_channel_one() {
 
 #[test]
 fn toco_turns_the_qat_graph_into_uint8() {
-    let Some(python) = python() else { return };
+    let Some(python) = require_python() else {
+        return;
+    };
     let fx = fixtures(&python);
     let c = convert(&python, json!({"mode": "toco"}), &fx.frozen_export);
     let r = &c.report;
@@ -480,7 +449,9 @@ fn toco_turns_the_qat_graph_into_uint8() {
 
 #[test]
 fn a_float_model_checked_as_int8_is_a_mismatch() {
-    let Some(python) = python() else { return };
+    let Some(python) = require_python() else {
+        return;
+    };
     let c = float32(&python);
     let raw = std::fs::read(c.ctx.scratch_dir().join(SCRIPT_RESULT)).unwrap();
     let analysis = serde_json::from_slice::<ConversionResult>(&raw)
@@ -517,7 +488,9 @@ fn a_float_model_checked_as_int8_is_a_mismatch() {
 
 #[test]
 fn a_failing_conversion_quotes_the_python_traceback() {
-    let Some(python) = python() else { return };
+    let Some(python) = require_python() else {
+        return;
+    };
     let fx = fixtures(&python);
     let broken = tempfile::tempdir().unwrap();
     std::fs::copy(
@@ -542,7 +515,9 @@ fn a_failing_conversion_quotes_the_python_traceback() {
 
 #[test]
 fn a_truncated_train_shard_is_named_in_the_error() {
-    let Some(python) = python() else { return };
+    let Some(python) = require_python() else {
+        return;
+    };
     let fx = fixtures(&python);
     let records = tempfile::tempdir().unwrap();
     let shard = std::fs::read(fx.records.join("train-00000-of-00001.tfrecord")).unwrap();

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
-use stage_api::{InputSpec, OutputSpec, Stage, StageContext, StageError, StageResult};
+use stage_api::{InputSpec, OutputSpec, Stage, StageContext, StageError, StageResult, ToolCommand};
 
 /// What the stage does.
 #[derive(Debug, Clone, Copy, Deserialize, Serialize, JsonSchema, PartialEq)]
@@ -22,6 +22,9 @@ enum Mode {
     Ok,
     /// Print progress and sleep `seconds`, then behave like `ok`.
     Sleep,
+    /// Print progress, then run `sleep SECONDS` as an external tool (a child
+    /// that prints nothing), then behave like `ok`.
+    SilentTool,
     /// Print to both streams and exit non-zero.
     Fail,
     /// Write a file beside the output directory.
@@ -109,6 +112,12 @@ impl Stage for Testkit {
                         params.seconds.max(0.0) / steps as f64,
                     ));
                 }
+            }
+            Mode::SilentTool => {
+                ctx.progress(0, Some(1), "running a silent tool");
+                ToolCommand::new("sleep")
+                    .arg(params.seconds.max(0.0).to_string())
+                    .run()?;
             }
             Mode::Fail => {
                 println!("about to fail (stdout)");
@@ -199,20 +208,10 @@ fn digest(path: &Path) -> Result<String, StageError> {
         }
         Ok(())
     };
-    let mut stack = vec![path.to_path_buf()];
-    while let Some(next) = stack.pop() {
-        if next.is_dir() {
-            let mut entries: Vec<_> = std::fs::read_dir(&next)
-                .map_err(|e| StageError::io(format!("listing {}", next.display()), e))?
-                .filter_map(Result::ok)
-                .map(|e| e.path())
-                .collect();
-            entries.sort();
-            entries.reverse();
-            stack.extend(entries);
-        } else {
-            visit(&next)?;
-        }
+    let files = stage_api::walk::walk_files(path, |_| true)
+        .map_err(|e| StageError::io(format!("listing {}", e.path.display()), e.source))?;
+    for file in files {
+        visit(&file.path)?;
     }
     Ok(format!("{hash:016x}"))
 }

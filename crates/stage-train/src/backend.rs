@@ -145,6 +145,8 @@ pub fn tf1_checkpoint_prefix(steps: u32) -> PathBuf {
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
+    use stage_test_support::workspace_root;
+
     use super::*;
     use crate::params::Quantization;
 
@@ -265,10 +267,6 @@ mod tests {
                 .unwrap_err()
                 .contains("fine_tune_checkpoint")
         );
-    }
-
-    fn workspace_root() -> PathBuf {
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
     }
 
     /// `name==version` pins of a requirements text (lock or Dockerfile).

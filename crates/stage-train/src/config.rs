@@ -331,12 +331,10 @@ mod golden {
     //! Rendered configs compared byte for byte with `tests/golden/`.
     //! Regenerate with `UPDATE_GOLDEN=1 cargo test -p stage-train golden`.
 
+    use stage_test_support::workspace_root;
+
     use super::*;
     use crate::params::{Backend, ModelKind, Quantization, Schedule};
-
-    fn workspace_root() -> PathBuf {
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-    }
 
     fn data() -> DataPaths {
         DataPaths {

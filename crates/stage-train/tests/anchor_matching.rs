@@ -3,16 +3,8 @@
 //! Needs the managed Python environment; without one the test says so.
 #![allow(clippy::unwrap_used)]
 
-use std::path::{Path, PathBuf};
-
 use stage_api::ToolCommand;
-
-fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../..")
-        .canonicalize()
-        .unwrap()
-}
+use stage_test_support::{require_python, workspace_root};
 
 const MATCH_CROWD: &str = r#"
 import json, sys
@@ -32,15 +24,8 @@ print(json.dumps({"positive": pos.numpy().tolist(), "classes": cls_t.numpy().arg
 
 #[test]
 fn boxes_sharing_a_best_anchor_get_valid_targets() {
-    let python = match std::env::var_os("EDGEPIPE_PYTHON") {
-        Some(p) => PathBuf::from(p),
-        None => match provision::python_env::locate(&workspace_root()) {
-            Some(env) => env.python,
-            None => {
-                eprintln!("skipped: no managed Python environment (run `cargo xtask setup`)");
-                return;
-            }
-        },
+    let Some(python) = require_python() else {
+        return;
     };
     let out = ToolCommand::new(python)
         .args(["-c", MATCH_CROWD])

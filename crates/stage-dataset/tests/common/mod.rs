@@ -5,8 +5,9 @@
 use std::path::{Path, PathBuf};
 
 use serde_json::Value;
-use stage_api::{PROTOCOL_VERSION, StageRequest};
+use stage_api::StageRequest;
 use stage_dataset::synth::synthetic_jpeg;
+use stage_test_support::StageTest;
 
 /// Writes a `width` x `height` JPEG under `dir` and returns its bytes.
 pub fn write_jpeg(dir: &Path, name: &str, width: u16, height: u16, seed: u64) -> Vec<u8> {
@@ -24,36 +25,12 @@ pub fn write_request(
     images: &Path,
     annotations: &Path,
 ) -> (PathBuf, StageRequest) {
-    let output_dir = root.join("out");
-    let scratch_dir = root.join("scratch");
-    std::fs::create_dir_all(&output_dir).unwrap();
-    std::fs::create_dir_all(&scratch_dir).unwrap();
-    let request = StageRequest {
-        protocol: PROTOCOL_VERSION,
-        kind: "dataset".into(),
-        stage: "data".into(),
-        params: serde_json::from_value(params).unwrap(),
-        inputs: [
-            (
-                "images".to_owned(),
-                stage_api::InputArtifact::One(images.to_path_buf()),
-            ),
-            (
-                "annotations".to_owned(),
-                stage_api::InputArtifact::One(annotations.to_path_buf()),
-            ),
-        ]
-        .into(),
-        output_dir,
-        result_path: root.join("result.json"),
-        scratch_dir,
-        workspace_root: Path::new(env!("CARGO_MANIFEST_DIR")).join("../.."),
-        executor: Default::default(),
-        cache_key: "test".into(),
-    };
-    let path = root.join("request.json");
-    std::fs::write(&path, serde_json::to_vec_pretty(&request).unwrap()).unwrap();
-    (path, request)
+    let test = StageTest::in_dir("dataset", root)
+        .stage_name("data")
+        .params(params)
+        .input("images", images)
+        .input("annotations", annotations);
+    (test.write_request(), test.request().clone())
 }
 
 /// Runs the stage binary on a request file.
