@@ -213,7 +213,10 @@ fn smoke_pipeline_runs_end_to_end_then_entirely_from_the_cache() {
         .count();
     assert_eq!(drawn as f64, number(&metrics, "/bootstrap/images").min(6.0));
     assert!(figures.join("precision-recall.svg").is_file());
-    assert!(html.contains("data:image/jpeg;base64,"), "report.html has no embedded image");
+    assert!(
+        html.contains("data:image/jpeg;base64,"),
+        "report.html has no embedded image"
+    );
 
     // Nothing changed: every stage comes from the cache.
     let second = sandbox.run(&["pipeline", "smoke.yaml"]);

@@ -180,32 +180,33 @@ fn quantization_aware_training_exports_fake_quant_ops_and_the_postprocess_node()
 
 #[test]
 fn quantization_aware_fine_tuning_starts_from_a_float_checkpoint() {
-    let Some(python) = python() else { return };
+    let Some(python) = require_python() else {
+        return;
+    };
     let dir = tempfile::tempdir().unwrap();
     let records = tiny_records(&python, dir.path());
+    let label_map = records.join("label_map.pbtxt");
     let mut params = smoke_params();
     params["backend"] = json!("keras");
-    let float_dir = dir.path().join("float");
-    std::fs::create_dir_all(&float_dir).unwrap();
-    let (_, float_out) = train(&python, &float_dir, &records, params.clone()).unwrap();
+    let (_, float_out) =
+        train(&python, &dir.path().join("float"), &records, params.clone()).unwrap();
     let float_checkpoint = float_out.join("checkpoint");
+    let inputs = [
+        ("records", records.as_path()),
+        ("label_map", label_map.as_path()),
+        ("init_checkpoint", float_checkpoint.as_path()),
+    ];
 
     params["init"] = json!("checkpoint");
     params["steps"] = json!(3);
     params["quantization"] = json!({"delay": 0, "scheme": "per_tensor",
                                     "range_warmup_steps": 2, "freeze_batch_norm_after": 1});
-    let inputs = json!({"records": records, "label_map": records.join("label_map.pbtxt"),
-                        "init_checkpoint": float_checkpoint});
-    let qat = request(&python, dir.path(), "train", params.clone(), inputs);
-    let out = qat.output_dir.clone();
-    let result = TrainStage::run(
-        &StageContext::new(qat),
-        serde_json::from_value(params.clone()).unwrap(),
-    )
-    .unwrap();
-    assert_eq!(result.metrics["init"], "checkpoint ckpt-2");
+    let ran = request(&python, dir.path(), "train", params.clone(), &inputs)
+        .run::<TrainStage>()
+        .unwrap();
+    assert_eq!(ran.result.metrics["init"], "checkpoint ckpt-2");
     let metrics: Value =
-        serde_json::from_slice(&std::fs::read(out.join("train.json")).unwrap()).unwrap();
+        serde_json::from_slice(&std::fs::read(ran.output_dir.join("train.json")).unwrap()).unwrap();
     assert_eq!(metrics["quantized_from_step"], 0);
     assert_eq!(metrics["quantization_scheme"], "per_tensor");
     assert_eq!(metrics["batch_norm_frozen_at_step"], 1);
@@ -213,23 +214,18 @@ fn quantization_aware_fine_tuning_starts_from_a_float_checkpoint() {
     // The averaged ranges moved off tfmot's [-6, 6] start.
     let median = metrics["range_warmup"]["median_range"].as_f64().unwrap();
     assert!(median > 0.0 && median < 11.9, "median range {median}");
-    let manifest: Value =
-        serde_json::from_slice(&std::fs::read(out.join("checkpoint/train.json")).unwrap()).unwrap();
+    let manifest: Value = serde_json::from_slice(
+        &std::fs::read(ran.output_dir.join("checkpoint/train.json")).unwrap(),
+    )
+    .unwrap();
     assert_eq!(manifest["quantization_scheme"], "per_tensor");
 
     // A checkpoint of another architecture is refused before training.
     params["depth_multiplier"] = json!(0.5);
-    let inputs = json!({"records": records, "label_map": records.join("label_map.pbtxt"),
-                        "init_checkpoint": float_checkpoint});
-    let other = dir.path().join("other");
-    std::fs::create_dir_all(&other).unwrap();
-    let mismatched = request(&python, &other, "train", params.clone(), inputs);
-    let err = TrainStage::run(
-        &StageContext::new(mismatched),
-        serde_json::from_value(params).unwrap(),
-    )
-    .unwrap_err()
-    .to_string();
+    let err = request(&python, &dir.path().join("other"), "train", params, &inputs)
+        .run::<TrainStage>()
+        .unwrap_err()
+        .to_string();
     assert!(
         err.contains("has `depth_multiplier` 0.35 but this stage trains 0.5"),
         "{err}"

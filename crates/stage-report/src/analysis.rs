@@ -474,6 +474,7 @@ mod tests {
                 ),
                 load("local", serde_json::Value::Null),
             ],
+            &[],
             &ReportOptions::default(),
         )
         .unwrap();
