@@ -660,7 +660,7 @@ mod tests {
         let p = Pipeline::load(&file).unwrap();
         assert_eq!(p.name, "smoke");
         let report = p.stage("report").unwrap();
-        assert_eq!(report.inputs["benches"].sources.len(), 5);
+        assert_eq!(report.inputs["benches"].sources.len(), 6);
         assert_eq!(
             p.stage("bench_toco").unwrap().params["variant"],
             Value::from("QAT + toco")
