@@ -67,19 +67,24 @@ fn smoke_pipeline_runs_end_to_end_then_entirely_from_the_cache() {
         "data",
         "train_float",
         "train_qat",
+        "train_qat_int8",
         "export_float",
         "export_qat",
+        "export_qat_int8",
         "quant_float32",
         "quant_float16",
         "quant_dynamic",
         "quant_int8",
+        "quant_qat_int8",
         "quant_toco",
         "edgetpu_int8",
+        "edgetpu_qat_int8",
         "edgetpu_toco",
         "bench_float32",
         "bench_float16",
         "bench_dynamic",
         "bench_int8",
+        "bench_qat_int8",
         "bench_toco",
         "report",
     ];
@@ -122,6 +127,24 @@ fn smoke_pipeline_runs_end_to_end_then_entirely_from_the_cache() {
         "{int8}"
     );
     assert_eq!(int8["matches_mode"], Value::Bool(true), "{int8}");
+    // Calibrated on train images only, never on the scored val split.
+    assert_eq!(int8["calibration"]["split"], "train", "{int8}");
+    assert_eq!(number(&int8, "/calibration/images"), 5.0, "{int8}");
+
+    // Per-channel QAT converted by the MLIR converter: int8 weights with one
+    // scale per output channel, a uint8 input, nothing float but the
+    // post-process.
+    let qat = read_json(&output_file(&sandbox, &lock, "quant_qat_int8", "report"));
+    assert_eq!(qat["matches_mode"], Value::Bool(true), "{qat}");
+    assert_eq!(qat["inputs"][0]["dtype"], "uint8", "{qat}");
+    let weights = qat["weights"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no weights: {qat}"));
+    assert!(weights.len() > 50, "{qat}");
+    for weight in weights {
+        assert_eq!(weight["dtype"], "int8", "{weight}");
+        assert!(number(weight, "/scales") > 1.0, "{weight}");
+    }
 
     // The Edge TPU stage predicts (no compiler here) and maps the int8 model's convolutions.
     let tpu = read_json(&output_file(&sandbox, &lock, "edgetpu_int8", "report"));
@@ -136,6 +159,7 @@ fn smoke_pipeline_runs_end_to_end_then_entirely_from_the_cache() {
         "float16",
         "dynamic",
         "full_int8 PTQ",
+        "QAT int8",
         "QAT + toco",
     ] {
         assert!(
@@ -146,7 +170,7 @@ fn smoke_pipeline_runs_end_to_end_then_entirely_from_the_cache() {
     let variants = metrics["variants"]
         .as_array()
         .unwrap_or_else(|| panic!("metrics.json has no variants: {metrics}"));
-    assert_eq!(variants.len(), 5, "{metrics}");
+    assert_eq!(variants.len(), 6, "{metrics}");
     for variant in variants {
         for key in ["map", "map50"] {
             let value = number(variant, &format!("/{key}"));
