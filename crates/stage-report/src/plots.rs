@@ -136,6 +136,9 @@ fn empty_panel(plot: &'static str, message: &str, height: u32) -> Result<String,
     Ok(svg)
 }
 
+/// A chart with `f64` axes, as every plot of the report uses.
+type XyChart<'a, DB> = ChartContext<'a, DB, Cartesian2d<RangedCoordf64, RangedCoordf64>>;
+
 /// A chart over `x` × `y` with the report's bottom margin and axis label
 /// areas; charts differ only in their top and right margins and in the
 /// width of their y labels.
@@ -145,10 +148,7 @@ fn cartesian_chart<'a, DB: DrawingBackend>(
     y_label_width: u32,
     x: std::ops::Range<f64>,
     y: std::ops::Range<f64>,
-) -> Result<
-    ChartContext<'a, DB, Cartesian2d<RangedCoordf64, RangedCoordf64>>,
-    DrawingAreaErrorKind<DB::ErrorType>,
-> {
+) -> Result<XyChart<'a, DB>, DrawingAreaErrorKind<DB::ErrorType>> {
     ChartBuilder::on(root)
         .margin_top(margin_top)
         .margin_right(margin_right)

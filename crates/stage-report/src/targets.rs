@@ -412,6 +412,27 @@ enum Side {
     AtLeast,
 }
 
+impl Side {
+    /// Tolerance for values computed in floating point.
+    const EPS: f64 = 1e-9;
+
+    /// Whether `x` is on the right side of `bound`.
+    fn holds(self, x: f64, bound: f64) -> bool {
+        match self {
+            Side::AtMost => x <= bound + Self::EPS,
+            Side::AtLeast => x + Self::EPS >= bound,
+        }
+    }
+
+    /// Whether `x` is on the wrong side of `bound`.
+    fn fails(self, x: f64, bound: f64) -> bool {
+        match self {
+            Side::AtMost => x > bound + Self::EPS,
+            Side::AtLeast => x + Self::EPS < bound,
+        }
+    }
+}
+
 /// `value` against `bound` on `side`, decided by the interval when there is
 /// one: met or missed when the whole interval is on one side, inconclusive
 /// when it straddles the bound.
@@ -423,11 +444,6 @@ fn judge(
     level: &str,
     unit: &str,
 ) -> (Verdict, String) {
-    const EPS: f64 = 1e-9;
-    let (holds, fails): (fn(f64, f64) -> bool, fn(f64, f64) -> bool) = match side {
-        Side::AtMost => (|x, b| x <= b + EPS, |x, b| x > b + EPS),
-        Side::AtLeast => (|x, b| x + EPS >= b, |x, b| x + EPS < b),
-    };
     let (within, beyond, bound_word, digits) = match side {
         Side::AtMost => (
             "all within the allowed",
@@ -445,9 +461,9 @@ fn judge(
                 Side::AtLeast => (i.low, i.high),
             };
             let span = format!("{level} interval {:.digits$} to {:.digits$}", i.low, i.high);
-            if holds(worst, bound) {
+            if side.holds(worst, bound) {
                 (Verdict::Met, format!(" ({span}, {within} {bound}{unit})"))
-            } else if fails(best, bound) {
+            } else if side.fails(best, bound) {
                 (
                     Verdict::Missed,
                     format!(" ({span}, {beyond} {bound}{unit})"),
@@ -463,7 +479,7 @@ fn judge(
             }
         }
         None => (
-            if holds(value, bound) {
+            if side.holds(value, bound) {
                 Verdict::Met
             } else {
                 Verdict::Missed
