@@ -437,6 +437,40 @@ pub(crate) fn sample_precision(
     q
 }
 
+/// Running true- and false-positive counts down a score-sorted detection
+/// list, as COCOeval's cumulative sums: each detection adds one point to the
+/// recall and precision lists.
+#[derive(Debug, Default)]
+pub(crate) struct CumulativeCounts {
+    tp: f64,
+    fp: f64,
+}
+
+impl CumulativeCounts {
+    /// Counts one detection and pushes the recall and precision after it. An
+    /// ignored detection leaves both sums unchanged but still occupies a
+    /// position, as in numpy's cumsum.
+    #[inline]
+    pub(crate) fn push(
+        &mut self,
+        matched: bool,
+        ignored: bool,
+        positives: f64,
+        recall: &mut Vec<f64>,
+        precision: &mut Vec<f64>,
+    ) {
+        if !ignored {
+            if matched {
+                self.tp += 1.0;
+            } else {
+                self.fp += 1.0;
+            }
+        }
+        recall.push(self.tp / positives);
+        precision.push(self.tp / (self.fp + self.tp + f64::EPSILON));
+    }
+}
+
 /// `COCOeval.accumulate` for one category, area range and maxDets: the
 /// precision at each (threshold, recall point) and the recall per threshold,
 /// or -1 everywhere when the category has no non-ignored ground truth.
@@ -458,18 +492,9 @@ fn accumulate(
     for t in 0..NUM_IOU {
         rc.clear();
         pr.clear();
-        let (mut tp, mut fp) = (0.0f64, 0.0f64);
+        let mut counts = CumulativeCounts::default();
         for o in &kept {
-            if o.ignored[t] {
-                // Ignored detections leave both cumulative sums unchanged
-                // but still occupy a position, as in numpy's cumsum.
-            } else if o.matched[t] {
-                tp += 1.0;
-            } else {
-                fp += 1.0;
-            }
-            rc.push(tp / npig);
-            pr.push(tp / (fp + tp + f64::EPSILON));
+            counts.push(o.matched[t], o.ignored[t], npig, &mut rc, &mut pr);
         }
         recall.push(rc.last().copied().unwrap_or(0.0));
         let q = sample_precision(&rc, &mut pr, recalls);

@@ -13,9 +13,9 @@
 //! so tied scores break the same way).
 
 use crate::evaluate::{
-    AREA_RANGES, CocoEvalError, Detection, GroundTruth, Grouped, NUM_IOU, NUM_RECALL, descending,
-    iou_thresholds, match_image, mean_of_defined, rank_and_overlap, recall_thresholds,
-    sample_precision,
+    AREA_RANGES, CocoEvalError, CumulativeCounts, Detection, GroundTruth, Grouped, NUM_IOU,
+    NUM_RECALL, descending, iou_thresholds, match_image, mean_of_defined, rank_and_overlap,
+    recall_thresholds, sample_precision,
 };
 
 /// One detection's outcome at every IoU threshold (area range `all`).
@@ -199,20 +199,12 @@ impl MatchTable {
             for t in 0..NUM_IOU {
                 rc.clear();
                 pr.clear();
-                let (mut tp, mut fp) = (0.0f64, 0.0f64);
+                let mut counts = CumulativeCounts::default();
                 for &(start, end) in &category.runs {
                     let run = &category.outcomes[start..end];
                     for _ in 0..multiplicity[run[0].image] {
                         for o in run {
-                            if o.ignored[t] {
-                                // Occupies a position, changes neither sum.
-                            } else if o.matched[t] {
-                                tp += 1.0;
-                            } else {
-                                fp += 1.0;
-                            }
-                            rc.push(tp / npig);
-                            pr.push(tp / (fp + tp + f64::EPSILON));
+                            counts.push(o.matched[t], o.ignored[t], npig, &mut rc, &mut pr);
                         }
                     }
                 }
@@ -272,16 +264,21 @@ mod tests {
         (ids, gts, dets)
     }
 
-    #[test]
-    fn counting_every_image_once_equals_the_plain_evaluation() {
-        let set = generate(3, 40, 3, 6, 30);
-        let table = MatchTable::new(
+    /// The match table of a whole synthetic set.
+    fn table_of(set: &crate::synthetic::SyntheticSet) -> MatchTable {
+        MatchTable::new(
             &set.image_ids,
             &set.category_ids,
             &set.ground_truth,
             &set.detections,
         )
-        .unwrap();
+        .unwrap()
+    }
+
+    #[test]
+    fn counting_every_image_once_equals_the_plain_evaluation() {
+        let set = generate(3, 40, 3, 6, 30);
+        let table = table_of(&set);
         let plain = evaluate(
             &set.image_ids,
             &set.category_ids,
@@ -305,13 +302,7 @@ mod tests {
                 .map(|_| rng.below(4) as u32)
                 .collect();
             assert!(multiplicity.contains(&0) && multiplicity.iter().any(|&m| m > 1));
-            let table = MatchTable::new(
-                &set.image_ids,
-                &set.category_ids,
-                &set.ground_truth,
-                &set.detections,
-            )
-            .unwrap();
+            let table = table_of(&set);
             let weighted = table.average_precision(&multiplicity).unwrap();
             let (ids, gts, dets) = duplicated(&set, &multiplicity);
             let plain = evaluate(&ids, &set.category_ids, &gts, &dets).unwrap();
@@ -365,13 +356,7 @@ mod tests {
     #[test]
     fn an_image_left_out_leaves_no_trace_and_wrong_lengths_are_rejected() {
         let set = generate(9, 12, 1, 4, 10);
-        let table = MatchTable::new(
-            &set.image_ids,
-            &set.category_ids,
-            &set.ground_truth,
-            &set.detections,
-        )
-        .unwrap();
+        let table = table_of(&set);
         let mut multiplicity = vec![1u32; 12];
         multiplicity[4] = 0;
         let weighted = table.average_precision(&multiplicity).unwrap();

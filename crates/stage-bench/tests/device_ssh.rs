@@ -10,25 +10,25 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::{CELL, SsdModels, make_ssd_models, write_square_records};
 use serde_json::{Value, json};
 use stage_api::{
     ExecutorSettings, InputArtifact, PROTOCOL_VERSION, Stage, StageContext, StageError,
     StageRequest,
 };
 use stage_bench::detections::CocoResult;
-use stage_bench::reference::{find_python, run_script, workspace_root};
+use stage_bench::reference::{find_python, workspace_root};
 use stage_bench::results::BenchResults;
 use stage_bench::stage::BenchStage;
-use tfrecord::RecordWriter;
-use tfrecord::od::{DetectionExample, DetectionObject};
 
 const SSHD: &str = "/usr/sbin/sshd";
-const SIZE: u32 = 64;
 
 /// Fails under CI, skips elsewhere.
 fn missing<T>(what: &str) -> Option<T> {
@@ -47,6 +47,24 @@ fn run(program: &str, args: &[&str]) {
         .status()
         .unwrap();
     assert!(status.success(), "{program} {args:?}: {status}");
+}
+
+/// A new passphrase-less ed25519 key pair: `path` and `path.pub`.
+fn new_key(path: &Path) {
+    run(
+        "ssh-keygen",
+        &[
+            "-q",
+            "-t",
+            "ed25519",
+            "-N",
+            "",
+            "-C",
+            "edgepipe-test",
+            "-f",
+            &path.to_string_lossy(),
+        ],
+    );
 }
 
 /// A loopback sshd that lives as long as the value.
@@ -74,20 +92,7 @@ impl SshServer {
         let dir = tempfile::tempdir().unwrap();
         let key = |name: &str| dir.path().join(name).to_string_lossy().into_owned();
         for name in ["host_key", "client_key"] {
-            run(
-                "ssh-keygen",
-                &[
-                    "-q",
-                    "-t",
-                    "ed25519",
-                    "-N",
-                    "",
-                    "-C",
-                    "edgepipe-test",
-                    "-f",
-                    &key(name),
-                ],
-            );
+            new_key(&dir.path().join(name));
         }
         std::fs::copy(
             dir.path().join("client_key.pub"),
@@ -160,46 +165,15 @@ impl SshServer {
     }
 }
 
-/// 6 dark 64x64 images with one bright 8x8 square on the detector's grid.
+/// 6 dark images with one bright square each on the detector's grid.
 fn write_records(dir: &Path) {
-    std::fs::create_dir_all(dir).unwrap();
-    let mut writer = RecordWriter::create(&dir.join("val-00000-of-00001.tfrecord")).unwrap();
-    for n in 0..6u32 {
-        let (x0, y0) = (8 * (n % 7), 8 * ((n * 3) % 8));
-        let mut pixels = vec![0u8; (SIZE * SIZE * 3) as usize];
-        for y in y0..y0 + 8 {
-            for x in x0..x0 + 8 {
-                let i = ((y * SIZE + x) * 3) as usize;
-                pixels[i..i + 3].copy_from_slice(&[255, 255, 255]);
-            }
-        }
-        let mut jpeg = Vec::new();
-        image::codecs::jpeg::JpegEncoder::new_with_quality(&mut jpeg, 95)
-            .encode(&pixels, SIZE, SIZE, image::ExtendedColorType::Rgb8)
-            .unwrap();
-        let s = SIZE as f32;
-        let example = DetectionExample {
-            encoded: jpeg,
-            format: "jpeg".into(),
-            filename: format!("square{n}.jpg"),
-            source_id: format!("square{n}"),
-            sha256: String::new(),
-            height: i64::from(SIZE),
-            width: i64::from(SIZE),
-            objects: vec![DetectionObject {
-                xmin: x0 as f32 / s,
-                ymin: y0 as f32 / s,
-                xmax: (x0 + 8) as f32 / s,
-                ymax: (y0 + 8) as f32 / s,
-                label: 1,
-                text: "pedestrian".into(),
-                area: 64.0,
-                ..Default::default()
-            }],
-        };
-        writer.write_example(&example.to_example()).unwrap();
-    }
-    writer.finish().unwrap();
+    write_square_records(
+        dir,
+        (0..6u32).map(|n| {
+            let corner = (CELL * (n % 7), CELL * ((n * 3) % 8));
+            (format!("square{n}"), vec![corner])
+        }),
+    );
 }
 
 struct Fixture {
@@ -214,18 +188,11 @@ fn fixture() -> Option<Fixture> {
         return missing("the managed Python environment (cargo xtask setup)");
     };
     let dir = tempfile::tempdir().unwrap();
-    let models = dir.path().join("models");
-    let made = run_script(
-        &python,
-        "make_ssd_fixture.py",
-        &json!({"output_dir": models}),
-        dir.path(),
-    )
-    .unwrap();
+    let SsdModels { int8, .. } = make_ssd_models(&python, dir.path());
     let records = dir.path().join("records");
     write_records(&records);
     Some(Fixture {
-        int8: PathBuf::from(made["int8"].as_str().unwrap()),
+        int8,
         records,
         python,
         _dir: dir,
@@ -410,18 +377,7 @@ fn device_bench_over_ssh_matches_the_local_bench_and_checks_host_keys() {
 
     // A board whose host key is not the known one is refused.
     let stranger = server.dir.path().join("stranger_known_hosts");
-    run(
-        "ssh-keygen",
-        &[
-            "-q",
-            "-t",
-            "ed25519",
-            "-N",
-            "",
-            "-f",
-            &server.dir.path().join("other").to_string_lossy(),
-        ],
-    );
+    new_key(&server.dir.path().join("other"));
     let other = std::fs::read_to_string(server.dir.path().join("other.pub")).unwrap();
     std::fs::write(&stranger, format!("[127.0.0.1]:{} {other}", server.port)).unwrap();
     let refused = run_stage(

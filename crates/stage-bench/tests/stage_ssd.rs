@@ -9,6 +9,8 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
@@ -25,11 +27,8 @@ use stage_bench::runtime::LiteRtRunner;
 use stage_bench::stage::BenchStage;
 use stage_bench::val_split::read_val_split;
 use stage_test_support::{StageTest, require_python, workspace_root};
-use tfrecord::RecordWriter;
-use tfrecord::od::{DetectionExample, DetectionObject};
 
-const SIZE: u32 = 64;
-const CELL: u32 = 8;
+use common::{CELL, SIZE, SsdModels, make_ssd_models, write_square_records};
 
 struct Fixture {
     _dir: tempfile::TempDir,
@@ -42,51 +41,21 @@ struct Fixture {
 /// 12 dark images with 1–3 bright squares: most fill a grid cell (which
 /// the detector finds exactly), some sit half a cell off (which it misses).
 fn write_records(dir: &Path) {
-    std::fs::create_dir_all(dir).unwrap();
-    let mut writer = RecordWriter::create(&dir.join("val-00000-of-00001.tfrecord")).unwrap();
     let mut rng = Rng::new(9);
-    for n in 0..12 {
-        let mut pixels = vec![0u8; (SIZE * SIZE * 3) as usize];
-        let mut objects = Vec::new();
-        for _ in 0..1 + rng.below(3) {
-            let offset = if rng.below(4) == 0 { CELL / 2 } else { 0 };
-            let x0 = (rng.below(u64::from(SIZE / CELL - 1)) as u32) * CELL + offset;
-            let y0 = (rng.below(u64::from(SIZE / CELL)) as u32) * CELL;
-            for y in y0..y0 + CELL {
-                for x in x0..x0 + CELL {
-                    let i = ((y * SIZE + x) * 3) as usize;
-                    pixels[i..i + 3].copy_from_slice(&[255, 255, 255]);
-                }
-            }
-            let s = SIZE as f32;
-            objects.push(DetectionObject {
-                xmin: x0 as f32 / s,
-                ymin: y0 as f32 / s,
-                xmax: (x0 + CELL) as f32 / s,
-                ymax: (y0 + CELL) as f32 / s,
-                label: 1,
-                text: "pedestrian".into(),
-                area: (CELL * CELL) as f32,
-                ..Default::default()
-            });
-        }
-        let mut jpeg = Vec::new();
-        image::codecs::jpeg::JpegEncoder::new_with_quality(&mut jpeg, 95)
-            .encode(&pixels, SIZE, SIZE, image::ExtendedColorType::Rgb8)
-            .unwrap();
-        let example = DetectionExample {
-            encoded: jpeg,
-            format: "jpeg".into(),
-            filename: format!("img{n}.jpg"),
-            source_id: format!("img{n}"),
-            sha256: String::new(),
-            height: i64::from(SIZE),
-            width: i64::from(SIZE),
-            objects,
-        };
-        writer.write_example(&example.to_example()).unwrap();
-    }
-    writer.finish().unwrap();
+    let images: Vec<(String, Vec<(u32, u32)>)> = (0..12)
+        .map(|n| {
+            let corners = (0..1 + rng.below(3))
+                .map(|_| {
+                    let offset = if rng.below(4) == 0 { CELL / 2 } else { 0 };
+                    let x0 = (rng.below(u64::from(SIZE / CELL - 1)) as u32) * CELL + offset;
+                    let y0 = (rng.below(u64::from(SIZE / CELL)) as u32) * CELL;
+                    (x0, y0)
+                })
+                .collect();
+            (format!("img{n}"), corners)
+        })
+        .collect();
+    write_square_records(dir, images);
 }
 
 fn fixture() -> Option<&'static Fixture> {
@@ -95,19 +64,12 @@ fn fixture() -> Option<&'static Fixture> {
         .get_or_init(|| {
             let python = require_python()?;
             let dir = tempfile::tempdir().unwrap();
-            let models = dir.path().join("models");
-            let result = run_script(
-                &python,
-                "make_ssd_fixture.py",
-                &json!({"output_dir": models}),
-                dir.path(),
-            )
-            .unwrap();
+            let SsdModels { float32, int8 } = make_ssd_models(&python, dir.path());
             let records = dir.path().join("records");
             write_records(&records);
             Some(Fixture {
-                float32: PathBuf::from(result["float32"].as_str().unwrap()),
-                int8: PathBuf::from(result["int8"].as_str().unwrap()),
+                float32,
+                int8,
                 records,
                 python,
                 _dir: dir,

@@ -136,6 +136,28 @@ fn empty_panel(plot: &'static str, message: &str, height: u32) -> Result<String,
     Ok(svg)
 }
 
+/// A chart with `f64` axes, as every plot of the report uses.
+type XyChart<'a, DB> = ChartContext<'a, DB, Cartesian2d<RangedCoordf64, RangedCoordf64>>;
+
+/// A chart over `x` × `y` with the report's bottom margin and axis label
+/// areas; charts differ only in their top and right margins and in the
+/// width of their y labels.
+fn cartesian_chart<'a, DB: DrawingBackend>(
+    root: &'a DrawingArea<DB, Shift>,
+    (margin_top, margin_right): (u32, u32),
+    y_label_width: u32,
+    x: std::ops::Range<f64>,
+    y: std::ops::Range<f64>,
+) -> Result<XyChart<'a, DB>, DrawingAreaErrorKind<DB::ErrorType>> {
+    ChartBuilder::on(root)
+        .margin_top(margin_top)
+        .margin_right(margin_right)
+        .margin_bottom(6)
+        .x_label_area_size(48)
+        .y_label_area_size(y_label_width)
+        .build_cartesian_2d(x, y)
+}
+
 /// The x-axis grid of a chart with one horizontal row per variant (row
 /// labels are drawn separately by [`draw_row_labels`]).
 fn draw_row_mesh<DB: DrawingBackend>(
@@ -191,13 +213,7 @@ pub fn precision_recall(curves: &[PrCurve]) -> Result<String, ReportError> {
         tri!(PLOT, root.fill(&WHITE));
         let mut chart = tri!(
             PLOT,
-            ChartBuilder::on(&root)
-                .margin_top(18)
-                .margin_right(28)
-                .margin_bottom(6)
-                .x_label_area_size(48)
-                .y_label_area_size(62)
-                .build_cartesian_2d(0.0..1.0, 0.0..1.02)
+            cartesian_chart(&root, (18, 28), 62, 0.0..1.0, 0.0..1.02)
         );
         tri!(
             PLOT,
@@ -275,13 +291,13 @@ pub fn latency_distribution(report: &Report) -> Result<String, ReportError> {
         tri!(PLOT, root.fill(&WHITE));
         let mut chart = tri!(
             PLOT,
-            ChartBuilder::on(&root)
-                .margin_top(14)
-                .margin_right(150)
-                .margin_bottom(6)
-                .x_label_area_size(48)
-                .y_label_area_size(label_width(&names))
-                .build_cartesian_2d(0.0..x_max, 0.0..n as f64)
+            cartesian_chart(
+                &root,
+                (14, 150),
+                label_width(&names),
+                0.0..x_max,
+                0.0..n as f64
+            )
         );
         tri!(
             PLOT,
@@ -411,13 +427,7 @@ pub fn accuracy_vs_latency(report: &Report) -> Result<String, ReportError> {
         tri!(PLOT, root.fill(&WHITE));
         let mut chart = tri!(
             PLOT,
-            ChartBuilder::on(&root)
-                .margin_top(18)
-                .margin_right(28)
-                .margin_bottom(6)
-                .x_label_area_size(48)
-                .y_label_area_size(62)
-                .build_cartesian_2d(0.0..x_max, y_min..y_max)
+            cartesian_chart(&root, (18, 28), 62, 0.0..x_max, y_min..y_max)
         );
         let mut mesh = chart.configure_mesh();
         tri!(
@@ -551,13 +561,13 @@ pub fn model_sizes(report: &Report) -> Result<String, ReportError> {
         tri!(PLOT, root.fill(&WHITE));
         let mut chart = tri!(
             PLOT,
-            ChartBuilder::on(&root)
-                .margin_top(10)
-                .margin_right(28)
-                .margin_bottom(6)
-                .x_label_area_size(48)
-                .y_label_area_size(label_width(&names))
-                .build_cartesian_2d(0.0..x_max, 0.0..n as f64)
+            cartesian_chart(
+                &root,
+                (10, 28),
+                label_width(&names),
+                0.0..x_max,
+                0.0..n as f64
+            )
         );
         tri!(PLOT, draw_row_mesh(&mut chart, "model file size (MB)"));
         let mut labels = Vec::new();

@@ -316,7 +316,7 @@ fn evaluate_one(
         };
         result.measured = Some(iou);
         result.interval = bootstrap.and_then(|b| b.matched_iou(name));
-        let (verdict, why) = judge_at_least(iou, result.interval, bound, &level, "");
+        let (verdict, why) = judge(Side::AtLeast, iou, result.interval, bound, &level, "");
         result.verdict = verdict;
         result.detail = format!(
             "mean IoU of `{name}`'s detections matched to the float parent's is {iou:.3}{why}"
@@ -382,7 +382,14 @@ fn evaluate_one(
         let diff = paired_difference(samples(other)?, samples(name)?);
         percentile_interval(&diff, b.config.confidence).map(|i| i.scaled(100.0))
     });
-    let (verdict, why) = judge_at_most(drop, result.interval, bound, &level, " points");
+    let (verdict, why) = judge(
+        Side::AtMost,
+        drop,
+        result.interval,
+        bound,
+        &level,
+        " points",
+    );
     result.verdict = verdict;
     result.detail = format!(
         "`{name}` {label} is {:.2} points {} `{other}`{why}",
@@ -396,88 +403,88 @@ fn round(x: f64) -> f64 {
     (x * 1e6).round() / 1e6
 }
 
-/// `value ≤ bound`, decided by the interval when there is one.
-fn judge_at_most(
-    value: f64,
-    interval: Option<Interval>,
-    bound: f64,
-    level: &str,
-    unit: &str,
-) -> (Verdict, String) {
-    let eps = 1e-9;
-    match interval {
-        Some(i) if i.high <= bound + eps => (
-            Verdict::Met,
-            format!(
-                " ({level} interval {:.2} to {:.2}, all within the allowed {bound}{unit})",
-                i.low, i.high
-            ),
-        ),
-        Some(i) if i.low > bound + eps => (
-            Verdict::Missed,
-            format!(
-                " ({level} interval {:.2} to {:.2}, all beyond the allowed {bound}{unit})",
-                i.low, i.high
-            ),
-        ),
-        Some(i) => (
-            Verdict::Inconclusive,
-            format!(
-                " ({level} interval {:.2} to {:.2} straddles the allowed {bound}{unit}: \
-                 the val split is too small to tell)",
-                i.low, i.high
-            ),
-        ),
-        None => (
-            if value <= bound + eps {
-                Verdict::Met
-            } else {
-                Verdict::Missed
-            },
-            format!(" (allowed {bound}{unit}; no per-image evaluation, so no interval)"),
-        ),
+/// Which side of its bound a target's value must stay on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Side {
+    /// `value ≤ bound` (an allowed drop).
+    AtMost,
+    /// `value ≥ bound` (a required agreement).
+    AtLeast,
+}
+
+impl Side {
+    /// Tolerance for values computed in floating point.
+    const EPS: f64 = 1e-9;
+
+    /// Whether `x` is on the right side of `bound`.
+    fn holds(self, x: f64, bound: f64) -> bool {
+        match self {
+            Side::AtMost => x <= bound + Self::EPS,
+            Side::AtLeast => x + Self::EPS >= bound,
+        }
+    }
+
+    /// Whether `x` is on the wrong side of `bound`.
+    fn fails(self, x: f64, bound: f64) -> bool {
+        match self {
+            Side::AtMost => x > bound + Self::EPS,
+            Side::AtLeast => x + Self::EPS < bound,
+        }
     }
 }
 
-/// `value ≥ bound`, decided by the interval when there is one.
-fn judge_at_least(
+/// `value` against `bound` on `side`, decided by the interval when there is
+/// one: met or missed when the whole interval is on one side, inconclusive
+/// when it straddles the bound.
+fn judge(
+    side: Side,
     value: f64,
     interval: Option<Interval>,
     bound: f64,
     level: &str,
     unit: &str,
 ) -> (Verdict, String) {
-    let eps = 1e-9;
+    let (within, beyond, bound_word, digits) = match side {
+        Side::AtMost => (
+            "all within the allowed",
+            "all beyond the allowed",
+            "allowed",
+            2,
+        ),
+        Side::AtLeast => ("all at least", "all below the required", "required", 3),
+    };
     match interval {
-        Some(i) if i.low + eps >= bound => (
-            Verdict::Met,
-            format!(
-                " ({level} interval {:.3} to {:.3}, all at least {bound}{unit})",
-                i.low, i.high
-            ),
-        ),
-        Some(i) if i.high + eps < bound => (
-            Verdict::Missed,
-            format!(
-                " ({level} interval {:.3} to {:.3}, all below the required {bound}{unit})",
-                i.low, i.high
-            ),
-        ),
-        Some(i) => (
-            Verdict::Inconclusive,
-            format!(
-                " ({level} interval {:.3} to {:.3} straddles the required {bound}{unit}: \
-                 the val split is too small to tell)",
-                i.low, i.high
-            ),
-        ),
+        Some(i) => {
+            // The end of the interval farthest from, and nearest to, meeting the bound.
+            let (worst, best) = match side {
+                Side::AtMost => (i.high, i.low),
+                Side::AtLeast => (i.low, i.high),
+            };
+            let span = format!("{level} interval {:.digits$} to {:.digits$}", i.low, i.high);
+            if side.holds(worst, bound) {
+                (Verdict::Met, format!(" ({span}, {within} {bound}{unit})"))
+            } else if side.fails(best, bound) {
+                (
+                    Verdict::Missed,
+                    format!(" ({span}, {beyond} {bound}{unit})"),
+                )
+            } else {
+                (
+                    Verdict::Inconclusive,
+                    format!(
+                        " ({span} straddles the {bound_word} {bound}{unit}: \
+                         the val split is too small to tell)"
+                    ),
+                )
+            }
+        }
         None => (
-            if value + eps >= bound {
+            if side.holds(value, bound) {
                 Verdict::Met
             } else {
                 Verdict::Missed
             },
-            format!(" (required {bound}{unit}; no per-image evaluation, so no interval)"),
+            format!(" ({bound_word} {bound}{unit}; no per-image evaluation, so no interval)"),
         ),
     }
 }
@@ -537,29 +544,39 @@ mod tests {
     #[test]
     fn interval_verdicts_need_the_whole_interval_on_one_side() {
         let i = |low, high| Some(Interval { low, high });
+        let cases = [
+            (Side::AtMost, 0.5, i(0.2, 0.9), 1.0, Verdict::Met),
+            (Side::AtMost, 0.5, i(0.2, 1.2), 1.0, Verdict::Inconclusive),
+            (Side::AtMost, 1.5, i(1.1, 1.9), 1.0, Verdict::Missed),
+            (Side::AtLeast, 0.97, i(0.95, 0.99), 0.95, Verdict::Met),
+            (
+                Side::AtLeast,
+                0.96,
+                i(0.94, 0.98),
+                0.95,
+                Verdict::Inconclusive,
+            ),
+            (Side::AtLeast, 0.9, i(0.88, 0.93), 0.95, Verdict::Missed),
+        ];
+        for (side, value, interval, bound, verdict) in cases {
+            assert_eq!(
+                judge(side, value, interval, bound, "95%", "").0,
+                verdict,
+                "{side:?} {value} {interval:?}"
+            );
+        }
         assert_eq!(
-            judge_at_most(0.5, i(0.2, 0.9), 1.0, "95%", "").0,
-            Verdict::Met
+            judge(Side::AtMost, 0.5, i(0.2, 1.2), 1.0, "95%", " points").1,
+            " (95% interval 0.20 to 1.20 straddles the allowed 1 points: \
+             the val split is too small to tell)"
         );
         assert_eq!(
-            judge_at_most(0.5, i(0.2, 1.2), 1.0, "95%", "").0,
-            Verdict::Inconclusive
+            judge(Side::AtLeast, 0.97, i(0.95, 0.99), 0.95, "95%", "").1,
+            " (95% interval 0.950 to 0.990, all at least 0.95)"
         );
         assert_eq!(
-            judge_at_most(1.5, i(1.1, 1.9), 1.0, "95%", "").0,
-            Verdict::Missed
-        );
-        assert_eq!(
-            judge_at_least(0.97, i(0.95, 0.99), 0.95, "95%", "").0,
-            Verdict::Met
-        );
-        assert_eq!(
-            judge_at_least(0.96, i(0.94, 0.98), 0.95, "95%", "").0,
-            Verdict::Inconclusive
-        );
-        assert_eq!(
-            judge_at_least(0.9, i(0.88, 0.93), 0.95, "95%", "").0,
-            Verdict::Missed
+            judge(Side::AtLeast, 0.9, None, 0.95, "95%", "").1,
+            " (required 0.95; no per-image evaluation, so no interval)"
         );
     }
 
