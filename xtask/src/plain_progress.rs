@@ -87,7 +87,9 @@ pub fn format_line(stage: &str, progress: &Progress, elapsed: Duration) -> Strin
         line.push_str(&progress.message);
     }
     line.push_str(&format!(", {} elapsed", clock(elapsed)));
+    // A stage that states its own ETA (training does) is not second-guessed.
     if let Some(total) = progress.total
+        && !progress.message.contains("ETA")
         && progress.done > 0
         && progress.done < total
     {
@@ -170,6 +172,19 @@ mod tests {
         plain.started("train", t0 + s(200));
         assert!(plain.line("train", &step(1, ""), t0 + s(229)).is_none());
         assert!(plain.line("train", &step(2, ""), t0 + s(230)).is_some());
+    }
+
+    #[test]
+    fn a_stage_that_states_its_own_eta_keeps_it() {
+        let line = format_line(
+            "train_qat",
+            &Progress::new(1, Some(10), "loss 12.0580, ETA 845 s"),
+            Duration::from_secs(136),
+        );
+        assert_eq!(
+            line,
+            "[train_qat] 1/10 (10%) loss 12.0580, ETA 845 s, 2m 16s elapsed"
+        );
     }
 
     #[test]
