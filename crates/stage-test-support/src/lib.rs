@@ -3,7 +3,10 @@
 //! this crate as a dev-dependency only, so changing it never changes a
 //! stage's source hash (nothing re-runs in a pipeline).
 //!
-//! ```no_run
+//! In a stage crate's integration test (where Cargo sets
+//! `CARGO_BIN_EXE_<name>`; `crates/stage-fetch/tests/stage_binary.rs`):
+//!
+//! ```ignore
 //! use stage_test_support::StageTest;
 //!
 //! let done = StageTest::new("fetch")
