@@ -155,25 +155,28 @@ impl Run {
         self.code == Some(0)
     }
 
+    /// The rows of the table the command printed (`pipeline`'s summary,
+    /// `reproduce`'s verdicts): the lines after the `stage ...` header, split
+    /// into cells, up to a blank line or the closing `<pipeline>: ...` line.
+    pub fn table_rows(&self) -> Vec<Vec<&str>> {
+        self.stdout
+            .lines()
+            .skip_while(|line| !line.starts_with("stage "))
+            .skip(1)
+            .map(|line| (line, line.split_whitespace().collect::<Vec<_>>()))
+            .take_while(|(line, cells)| {
+                cells.len() >= 3 && !(line.contains(": ") && cells[0].ends_with(':'))
+            })
+            .map(|(_, cells)| cells)
+            .collect()
+    }
+
     /// Stage -> status from the summary table.
     pub fn statuses(&self) -> BTreeMap<String, String> {
-        let mut rows = BTreeMap::new();
-        let mut in_table = false;
-        for line in self.stdout.lines() {
-            if line.starts_with("stage ") {
-                in_table = true;
-                continue;
-            }
-            if !in_table {
-                continue;
-            }
-            let cells: Vec<&str> = line.split_whitespace().collect();
-            if cells.len() < 3 || line.contains(": ") && cells[0].ends_with(':') {
-                break;
-            }
-            rows.insert(cells[0].to_owned(), cells[2].to_owned());
-        }
-        rows
+        self.table_rows()
+            .into_iter()
+            .map(|cells| (cells[0].to_owned(), cells[2].to_owned()))
+            .collect()
     }
 }
 

@@ -36,54 +36,31 @@ const CHAOS: &str = r#"  chaos:
 
 /// Stage -> verdict from the reproduce table.
 fn verdicts(run: &Run) -> BTreeMap<String, String> {
-    let mut rows = BTreeMap::new();
-    let mut in_table = false;
-    for line in run.stdout.lines() {
-        if line.starts_with("stage ") {
-            in_table = true;
-            continue;
-        }
-        if !in_table {
-            continue;
-        }
-        let cells: Vec<&str> = line.split_whitespace().collect();
-        if cells.len() < 4 {
-            break;
-        }
-        let verdict = if cells[2] == "same" {
-            "same metrics"
-        } else {
-            cells[2]
-        };
-        rows.insert(cells[0].to_owned(), verdict.to_owned());
-    }
-    rows
+    run.table_rows()
+        .into_iter()
+        .map(|cells| {
+            let verdict = if cells[2] == "same" {
+                "same metrics"
+            } else {
+                cells[2]
+            };
+            (cells[0].to_owned(), verdict.to_owned())
+        })
+        .collect()
 }
 
 /// BLAKE3 over every path and file content under `dir` (sorted): any change
 /// to the cache shows.
 fn tree_digest(dir: &Path) -> String {
-    fn walk(dir: &Path, base: &Path, out: &mut Vec<(String, Vec<u8>)>) {
-        let mut entries: Vec<_> = std::fs::read_dir(dir)
-            .unwrap()
-            .map(|e| e.unwrap().path())
-            .collect();
-        entries.sort();
-        for path in entries {
-            let relative = path.strip_prefix(base).unwrap().display().to_string();
-            if path.is_dir() {
-                out.push((relative, Vec::new()));
-                walk(&path, base, out);
-            } else {
-                out.push((relative, std::fs::read(&path).unwrap()));
-            }
-        }
-    }
-    let mut files = Vec::new();
-    walk(dir, dir, &mut files);
     let mut hasher = blake3::Hasher::new();
-    for (path, content) in files {
-        hasher.update(path.as_bytes());
+    for entry in stage_api::walk::walk(dir).min_depth(1) {
+        let entry = entry.unwrap();
+        let content = if entry.file_type().is_dir() {
+            Vec::new()
+        } else {
+            std::fs::read(entry.path()).unwrap()
+        };
+        hasher.update(stage_api::walk::relative(dir, entry.path()).as_bytes());
         hasher.update(b"\0");
         hasher.update(blake3::hash(&content).as_bytes());
     }
