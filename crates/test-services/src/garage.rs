@@ -1,0 +1,1 @@
+//! A single-node Garage (S3-compatible object store) on loopback.

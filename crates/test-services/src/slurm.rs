@@ -1,0 +1,1 @@
+//! A single-host Slurm cluster (munged, slurmctld, slurmd) on loopback.
