@@ -25,6 +25,7 @@ use crate::lockfile::{LockFile, LockFileError, LockRegistry, LockedArtifact, Loc
 use crate::model::{InputSource, Pipeline, StageSpec};
 use crate::run_lock::{RunLock, RunLockError};
 use crate::runner::{self, RunSpec, StageFailure};
+use crate::scheduler::{Action, FailurePolicy, Node, Scheduler, SkipReason};
 use crate::validate;
 use crate::workspace::Workspace;
 
@@ -629,6 +630,60 @@ impl Session {
         let _ = std::fs::remove_dir_all(self.workspace.tmp_dir());
     }
 
+    /// The scheduling state machine of a run: the stages, their upstream
+    /// edges, the `--only` selection and the job limit.
+    fn scheduler(&self, options: &RunOptions) -> Scheduler {
+        let selected = self.selected(options);
+        let stages = &self.pipeline.stages;
+        let index_of: HashMap<&str, usize> = stages
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (s.name.as_str(), i))
+            .collect();
+        let nodes = stages
+            .iter()
+            .map(|stage| Node {
+                name: stage.name.clone(),
+                upstream: stage
+                    .upstream()
+                    .filter_map(|u| index_of.get(u).copied())
+                    .collect(),
+                selected: selected.contains(&stage.name),
+            })
+            .collect();
+        Scheduler::new(
+            nodes,
+            self.order.clone(),
+            options.jobs,
+            FailurePolicy::StopAtFirstFailure,
+        )
+    }
+
+    /// The verified cache entry of `keyed`, unless `stage` is forced to run;
+    /// a corrupt entry is removed so the stage rebuilds it.
+    fn cached_entry(
+        &self,
+        stage: &StageSpec,
+        keyed: &KeyedStage,
+        options: &RunOptions,
+    ) -> Result<Option<CacheEntry>, EngineError> {
+        if options.force.contains(&stage.name) {
+            return Ok(None);
+        }
+        match self.cache.lookup(&keyed.key, &self.db) {
+            Lookup::Hit(entry) => Ok(Some(*entry)),
+            Lookup::Corrupt(_) => {
+                self.cache.remove(&keyed.key, &self.db)?;
+                Ok(None)
+            }
+            Lookup::Missing => Ok(None),
+        }
+    }
+
+    /// Drives the [`Scheduler`]: computes keys and looks them up in the
+    /// cache, runs the stages it starts on scoped threads (each committed to
+    /// the cache when it succeeds) and feeds every result back. Returns the
+    /// outcomes in topological order.
     fn schedule(
         &self,
         options: &RunOptions,
@@ -636,206 +691,160 @@ impl Session {
         python: Option<&Path>,
         observer: &dyn Observer,
     ) -> Result<Vec<Finished>, EngineError> {
-        let selected = self.selected(options);
-        let jobs = options.jobs.max(1);
         let stages = &self.pipeline.stages;
+        let mut machine = self.scheduler(options);
         let mut entries: HashMap<String, CacheEntry> = HashMap::new();
         let mut done: HashMap<usize, Finished> = HashMap::new();
-        let mut started: BTreeSet<usize> = BTreeSet::new();
-        let mut running = 0usize;
-        // Keys being computed now: a second stage with the same key (same kind,
-        // params and inputs) waits and then finds the first one's entry.
-        let mut running_keys: BTreeSet<String> = BTreeSet::new();
-        let mut stop = false;
+        // Stages that missed the cache, with their keys, until they start.
+        let mut missed: HashMap<usize, KeyedStage> = HashMap::new();
         let (sender, receiver) =
             mpsc::channel::<(usize, KeyedStage, Instant, Result<CacheEntry, StageFailure>)>();
-        let index_of: HashMap<&str, usize> = stages
-            .iter()
-            .enumerate()
-            .map(|(i, s)| (s.name.as_str(), i))
-            .collect();
 
         std::thread::scope(|scope| -> Result<(), EngineError> {
             loop {
-                let mut progressed = false;
-                for &index in &self.order {
-                    if started.contains(&index) {
-                        continue;
-                    }
-                    let stage = &stages[index];
-                    let skip = |summary: String| StageOutcome {
-                        stage: stage.name.clone(),
-                        kind: stage.kind.clone(),
-                        status: Status::Skipped,
-                        duration: Duration::ZERO,
-                        summary,
-                        key: None,
-                        log: None,
-                        failure: None,
-                        outputs: None,
-                    };
-                    if !selected.contains(&stage.name) {
-                        started.insert(index);
-                        done.insert(index, (skip("not selected by --only".to_owned()), None));
-                        progressed = true;
-                        continue;
-                    }
-                    let ups: Vec<usize> = stage
-                        .upstream()
-                        .filter_map(|u| index_of.get(u).copied())
-                        .collect();
-                    if let Some(bad) = ups.iter().find(|u| {
-                        done.get(u).is_some_and(|(o, _)| {
-                            matches!(o.status, Status::Failed | Status::Skipped)
-                        })
-                    }) {
-                        started.insert(index);
-                        let outcome =
-                            skip(format!("upstream `{}` did not complete", stages[*bad].name));
-                        observer.stage_finished(&outcome);
-                        done.insert(index, (outcome, None));
-                        progressed = true;
-                        continue;
-                    }
-                    if stop {
-                        if ups.iter().all(|u| done.contains_key(u)) {
-                            started.insert(index);
-                            let outcome = skip("not started after another stage failed".to_owned());
-                            observer.stage_finished(&outcome);
-                            done.insert(index, (outcome, None));
-                            progressed = true;
-                        }
-                        continue;
-                    }
-                    if !ups.iter().all(|u| done.contains_key(u)) {
-                        continue;
-                    }
-                    let Some(keyed) = self.key(stage, &entries, options)? else {
-                        continue;
-                    };
-                    let forced = options.force.contains(&stage.name);
-                    if !forced {
-                        match self.cache.lookup(&keyed.key, &self.db) {
-                            Lookup::Hit(entry) => {
-                                started.insert(index);
-                                let outcome = StageOutcome {
-                                    stage: stage.name.clone(),
-                                    kind: stage.kind.clone(),
-                                    status: Status::Cached,
-                                    duration: Duration::ZERO,
-                                    summary: entry.result.summary.clone().unwrap_or_default(),
-                                    key: Some(keyed.key.clone()),
-                                    log: Some(entry.log_path()),
-                                    failure: None,
-                                    outputs: None,
-                                };
-                                observer.stage_finished(&outcome);
-                                entries.insert(stage.name.clone(), (*entry).clone());
-                                done.insert(index, (outcome, Some((keyed, *entry))));
-                                progressed = true;
-                                continue;
-                            }
-                            Lookup::Corrupt(_) => self.cache.remove(&keyed.key, &self.db)?,
-                            Lookup::Missing => {}
-                        }
-                    }
-                    if running >= jobs || running_keys.contains(&keyed.key) {
-                        continue;
-                    }
-                    let Some(binary) = binaries.get(&stage.kind).cloned() else {
-                        return Err(EngineError::Other(format!(
-                            "stage `{}` must run but its binary was not built",
-                            stage.name
-                        )));
-                    };
-                    let spec = self.run_spec(stage, &keyed, binary, python)?;
-                    started.insert(index);
-                    running += 1;
-                    running_keys.insert(keyed.key.clone());
-                    progressed = true;
-                    observer.stage_started(&stage.name, &stage.kind);
-                    let sender = sender.clone();
-                    let name = stage.name.clone();
-                    let kind = stage.kind.clone();
-                    scope.spawn(move || {
-                        let began = Instant::now();
-                        let on_progress = |p: &Progress| observer.stage_progress(&name, p);
-                        let result =
-                            runner::run(&spec, &self.db, &on_progress).and_then(|result| {
-                                self.cache
-                                    .commit(
-                                        &spec.staging,
-                                        &keyed.key,
-                                        &kind,
-                                        &name,
-                                        &result,
-                                        &self.db,
-                                    )
-                                    .map_err(|e| StageFailure {
-                                        message: format!("cannot commit to the cache: {e}"),
-                                        log_tail: Vec::new(),
-                                    })
-                            });
-                        if result.is_err() {
-                            let _ = std::fs::remove_dir_all(&spec.staging);
-                        }
-                        let _ = sender.send((index, keyed, began, result));
-                    });
-                }
-                if started.len() == stages.len() && running == 0 {
-                    break;
-                }
-                if progressed {
-                    continue;
-                }
-                if running == 0 {
-                    return Err(EngineError::Other(
-                        "the scheduler made no progress (a stage's inputs could not be resolved)"
-                            .to_owned(),
-                    ));
-                }
-                let Ok((index, keyed, began, result)) = receiver.recv() else {
-                    break;
-                };
-                running -= 1;
-                running_keys.remove(&keyed.key);
-                let stage = &stages[index];
-                let log = self.log_path(&stage.name);
-                let outcome = match result {
-                    Ok(entry) => {
-                        let _ = std::fs::copy(&log, entry.log_path());
+                match machine.next_action() {
+                    Action::Skip {
+                        stage: index,
+                        reason,
+                    } => {
+                        let stage = &stages[index];
                         let outcome = StageOutcome {
                             stage: stage.name.clone(),
                             kind: stage.kind.clone(),
-                            status: Status::Ran,
-                            duration: began.elapsed(),
-                            summary: entry.result.summary.clone().unwrap_or_default(),
-                            key: Some(keyed.key.clone()),
-                            log: Some(log),
+                            status: Status::Skipped,
+                            duration: Duration::ZERO,
+                            summary: reason.to_string(),
+                            key: None,
+                            log: None,
                             failure: None,
                             outputs: None,
                         };
-                        entries.insert(stage.name.clone(), entry.clone());
-                        (outcome, Some((keyed, entry)))
+                        if reason != SkipReason::NotSelected {
+                            observer.stage_finished(&outcome);
+                        }
+                        done.insert(index, (outcome, None));
                     }
-                    Err(failure) => {
-                        stop = true;
+                    Action::Lookup(index) => {
+                        let stage = &stages[index];
+                        let Some(keyed) = self.key(stage, &entries, options)? else {
+                            machine.unresolved(index);
+                            continue;
+                        };
+                        let Some(entry) = self.cached_entry(stage, &keyed, options)? else {
+                            machine.missed(index, keyed.key.clone());
+                            missed.insert(index, keyed);
+                            continue;
+                        };
+                        machine.cached(index);
                         let outcome = StageOutcome {
                             stage: stage.name.clone(),
                             kind: stage.kind.clone(),
-                            status: Status::Failed,
-                            duration: began.elapsed(),
-                            summary: failure.message.clone(),
+                            status: Status::Cached,
+                            duration: Duration::ZERO,
+                            summary: entry.result.summary.clone().unwrap_or_default(),
                             key: Some(keyed.key.clone()),
-                            log: Some(log),
-                            failure: Some(failure),
+                            log: Some(entry.log_path()),
+                            failure: None,
                             outputs: None,
                         };
-                        (outcome, None)
+                        observer.stage_finished(&outcome);
+                        entries.insert(stage.name.clone(), entry.clone());
+                        done.insert(index, (outcome, Some((keyed, entry))));
                     }
-                };
-                observer.stage_finished(&outcome.0);
-                done.insert(index, outcome);
+                    Action::Start(index) => {
+                        let stage = &stages[index];
+                        let Some(keyed) = missed.remove(&index) else {
+                            return Err(EngineError::Other(format!(
+                                "stage `{}` was started before its key was computed",
+                                stage.name
+                            )));
+                        };
+                        let Some(binary) = binaries.get(&stage.kind).cloned() else {
+                            return Err(EngineError::Other(format!(
+                                "stage `{}` must run but its binary was not built",
+                                stage.name
+                            )));
+                        };
+                        let spec = self.run_spec(stage, &keyed, binary, python)?;
+                        observer.stage_started(&stage.name, &stage.kind);
+                        let sender = sender.clone();
+                        let name = stage.name.clone();
+                        let kind = stage.kind.clone();
+                        scope.spawn(move || {
+                            let began = Instant::now();
+                            let on_progress = |p: &Progress| observer.stage_progress(&name, p);
+                            let result =
+                                runner::run(&spec, &self.db, &on_progress).and_then(|result| {
+                                    self.cache
+                                        .commit(
+                                            &spec.staging,
+                                            &keyed.key,
+                                            &kind,
+                                            &name,
+                                            &result,
+                                            &self.db,
+                                        )
+                                        .map_err(|e| StageFailure {
+                                            message: format!("cannot commit to the cache: {e}"),
+                                            log_tail: Vec::new(),
+                                        })
+                                });
+                            if result.is_err() {
+                                let _ = std::fs::remove_dir_all(&spec.staging);
+                            }
+                            let _ = sender.send((index, keyed, began, result));
+                        });
+                    }
+                    Action::WaitForRunning => {
+                        let Ok((index, keyed, began, result)) = receiver.recv() else {
+                            break;
+                        };
+                        machine.finished(index, result.is_ok());
+                        let stage = &stages[index];
+                        let log = self.log_path(&stage.name);
+                        let outcome = match result {
+                            Ok(entry) => {
+                                let _ = std::fs::copy(&log, entry.log_path());
+                                let outcome = StageOutcome {
+                                    stage: stage.name.clone(),
+                                    kind: stage.kind.clone(),
+                                    status: Status::Ran,
+                                    duration: began.elapsed(),
+                                    summary: entry.result.summary.clone().unwrap_or_default(),
+                                    key: Some(keyed.key.clone()),
+                                    log: Some(log),
+                                    failure: None,
+                                    outputs: None,
+                                };
+                                entries.insert(stage.name.clone(), entry.clone());
+                                (outcome, Some((keyed, entry)))
+                            }
+                            Err(failure) => {
+                                let outcome = StageOutcome {
+                                    stage: stage.name.clone(),
+                                    kind: stage.kind.clone(),
+                                    status: Status::Failed,
+                                    duration: began.elapsed(),
+                                    summary: failure.message.clone(),
+                                    key: Some(keyed.key.clone()),
+                                    log: Some(log),
+                                    failure: Some(failure),
+                                    outputs: None,
+                                };
+                                (outcome, None)
+                            }
+                        };
+                        observer.stage_finished(&outcome.0);
+                        done.insert(index, outcome);
+                    }
+                    Action::Stalled => {
+                        return Err(EngineError::Other(
+                            "the scheduler made no progress (a stage's inputs could not be resolved)"
+                                .to_owned(),
+                        ));
+                    }
+                    Action::Done => break,
+                }
             }
             Ok(())
         })?;

@@ -20,6 +20,7 @@ pub mod model;
 pub mod reproduce;
 pub mod run_lock;
 pub mod runner;
+pub mod scheduler;
 pub mod schema;
 pub mod suggest;
 pub mod validate;
