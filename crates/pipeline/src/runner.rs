@@ -207,3 +207,376 @@ fn escaping_links(dir: &Path, root: &Path) -> Result<(), String> {
 
 /// Stage failures by stage name (for summaries).
 pub type Failures = BTreeMap<String, StageFailure>;
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::{PermissionsExt, symlink};
+    use std::sync::Mutex;
+
+    use serde_json::Map;
+    use stage_api::{ExecutorSettings, PROTOCOL_VERSION};
+
+    use super::*;
+
+    /// A staging directory prepared as the engine does, with one declared
+    /// output `model` and one input file `data` whose digest is recorded.
+    struct Fixture {
+        dir: tempfile::TempDir,
+        spec: RunSpec,
+        db: StateDb,
+    }
+
+    impl Fixture {
+        fn new() -> Fixture {
+            let dir = tempfile::tempdir().unwrap();
+            let staging = dir.path().join("staging");
+            let input = dir.path().join("input.txt");
+            std::fs::write(&input, "input bytes").unwrap();
+            let db = StateDb::in_memory();
+            let digest = digest::path_digest(&input, &db).unwrap();
+            let request = StageRequest {
+                protocol: PROTOCOL_VERSION,
+                kind: "fake".to_owned(),
+                stage: "fake_stage".to_owned(),
+                params: Map::new(),
+                inputs: BTreeMap::new(),
+                output_dir: staging.join("outputs"),
+                result_path: staging.join("result.json"),
+                scratch_dir: staging.join("scratch"),
+                workspace_root: dir.path().to_path_buf(),
+                executor: ExecutorSettings::default(),
+                cache_key: "0123456789abcdef".to_owned(),
+            };
+            let spec = RunSpec {
+                binary: dir.path().join("stage.sh"),
+                request,
+                staging,
+                log_path: dir.path().join("logs").join("fake_stage.log"),
+                declared_outputs: vec!["model".to_owned()],
+                input_digests: vec![("data".to_owned(), input, digest)],
+                timeout: None,
+            };
+            Fixture { dir, spec, db }
+        }
+
+        /// Prepares the staging directory as `run` does before the stage starts.
+        fn prepared() -> Fixture {
+            let fixture = Fixture::new();
+            prepare(&fixture.spec.staging, &fixture.spec.request).unwrap();
+            fixture
+        }
+
+        fn outputs(&self) -> &Path {
+            &self.spec.request.output_dir
+        }
+
+        fn write_output(&self, relative: &str, bytes: &str) {
+            let path = self.outputs().join(relative);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, bytes).unwrap();
+        }
+
+        fn check(&self, result: &StageResult) -> Result<(), String> {
+            check(&self.spec, result, &self.db)
+        }
+
+        /// Makes the stage binary a shell script: `$2` is the request, the
+        /// staging directory is its parent.
+        fn stage_script(&self, body: &str) {
+            let script = format!(
+                "#!/bin/sh\nset -e\nstaging=$(dirname \"$2\")\nout=\"$staging/outputs\"\n{body}\n"
+            );
+            std::fs::write(&self.spec.binary, script).unwrap();
+            std::fs::set_permissions(&self.spec.binary, std::fs::Permissions::from_mode(0o755))
+                .unwrap();
+        }
+
+        fn run(&self) -> (Result<StageResult, StageFailure>, Vec<Progress>) {
+            let seen = Mutex::new(Vec::new());
+            let on_progress = |p: &Progress| seen.lock().unwrap().push(p.clone());
+            let result = run(&self.spec, &self.db, &on_progress);
+            (result, seen.into_inner().unwrap())
+        }
+
+        fn log(&self) -> String {
+            std::fs::read_to_string(&self.spec.log_path).unwrap()
+        }
+    }
+
+    fn model_result(relative: &str) -> StageResult {
+        StageResult::default().output("model", relative)
+    }
+
+    fn staging_entries(staging: &Path) -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(staging)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    }
+
+    #[test]
+    fn prepare_writes_the_request_and_empties_a_leftover_staging_directory() {
+        let fixture = Fixture::new();
+        std::fs::create_dir_all(fixture.outputs()).unwrap();
+        std::fs::write(fixture.outputs().join("stale.bin"), "old run").unwrap();
+        let request_path = prepare(&fixture.spec.staging, &fixture.spec.request).unwrap();
+        assert_eq!(request_path, fixture.spec.staging.join("request.json"));
+        assert_eq!(
+            staging_entries(&fixture.spec.staging),
+            ["outputs", "request.json", "scratch"]
+        );
+        assert!(!fixture.outputs().join("stale.bin").exists());
+        let written: StageRequest =
+            serde_json::from_slice(&std::fs::read(&request_path).unwrap()).unwrap();
+        assert_eq!(written.stage, "fake_stage");
+        assert_eq!(written.cache_key, "0123456789abcdef");
+        assert_eq!(written.output_dir, fixture.outputs());
+    }
+
+    #[test]
+    fn check_accepts_declared_outputs_and_links_that_stay_inside() {
+        let fixture = Fixture::prepared();
+        fixture.write_output("nested/model.bin", "weights");
+        symlink("nested/model.bin", fixture.outputs().join("latest.bin")).unwrap();
+        std::fs::write(fixture.spec.staging.join(".result.json.tmp1234"), "{").unwrap();
+        assert_eq!(fixture.check(&model_result("latest.bin")), Ok(()));
+        assert_eq!(fixture.check(&model_result("nested/model.bin")), Ok(()));
+        assert_eq!(fixture.check(&model_result("nested")), Ok(()));
+    }
+
+    #[test]
+    fn check_rejects_a_declared_output_the_result_leaves_out() {
+        let fixture = Fixture::prepared();
+        fixture.write_output("model.bin", "weights");
+        assert_eq!(
+            fixture.check(&StageResult::default()),
+            Err("the stage did not return its output `model`".to_owned())
+        );
+    }
+
+    #[test]
+    fn check_rejects_an_output_missing_on_disk() {
+        let fixture = Fixture::prepared();
+        assert_eq!(
+            fixture.check(&model_result("model.bin")),
+            Err("output `model` (model.bin) does not exist".to_owned())
+        );
+    }
+
+    #[test]
+    fn check_rejects_an_output_the_stage_does_not_declare() {
+        let fixture = Fixture::prepared();
+        fixture.write_output("model.bin", "weights");
+        fixture.write_output("extra.bin", "more");
+        let result = model_result("model.bin").output("extra", "extra.bin");
+        assert_eq!(
+            fixture.check(&result),
+            Err("the stage returned an output `extra` it does not declare".to_owned())
+        );
+    }
+
+    #[test]
+    fn check_rejects_output_paths_that_point_outside() {
+        let fixture = Fixture::prepared();
+        fixture.write_output("model.bin", "weights");
+        assert_eq!(
+            fixture.check(&model_result("../outputs/model.bin")),
+            Err(
+                "output `model` (../outputs/model.bin) points outside the output directory"
+                    .to_owned()
+            )
+        );
+        let absolute = fixture.outputs().join("model.bin");
+        assert_eq!(
+            fixture.check(&model_result(absolute.to_str().unwrap())),
+            Err(format!(
+                "output `model` ({}) points outside the output directory",
+                absolute.display()
+            ))
+        );
+    }
+
+    #[test]
+    fn check_rejects_an_output_that_is_a_link_leaving_the_output_directory() {
+        let fixture = Fixture::prepared();
+        let outside = fixture.dir.path().join("elsewhere.bin");
+        std::fs::write(&outside, "not ours").unwrap();
+        symlink(&outside, fixture.outputs().join("model.bin")).unwrap();
+        assert_eq!(
+            fixture.check(&model_result("model.bin")),
+            Err("output `model` (model.bin) resolves outside the output directory".to_owned())
+        );
+    }
+
+    #[test]
+    fn check_rejects_any_escaping_link_under_the_outputs() {
+        let fixture = Fixture::prepared();
+        fixture.write_output("model.bin", "weights");
+        let link = fixture.outputs().join("deep/input-link.txt");
+        std::fs::create_dir_all(link.parent().unwrap()).unwrap();
+        symlink("../../../input.txt", &link).unwrap();
+        assert_eq!(
+            fixture.check(&model_result("model.bin")),
+            Err(format!(
+                "the stage wrote a link {} -> ../../../input.txt that leaves its output directory",
+                link.display()
+            ))
+        );
+        // A dangling link leaves too: nothing it names is inside.
+        std::fs::remove_file(&link).unwrap();
+        symlink("missing-target", &link).unwrap();
+        let message = fixture.check(&model_result("model.bin")).unwrap_err();
+        assert!(
+            message.contains("-> missing-target that leaves"),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn check_rejects_files_written_beside_the_output_directory() {
+        let fixture = Fixture::prepared();
+        fixture.write_output("model.bin", "weights");
+        std::fs::write(fixture.spec.staging.join("stray.txt"), "oops").unwrap();
+        std::fs::create_dir(fixture.spec.staging.join("another")).unwrap();
+        assert_eq!(
+            fixture.check(&model_result("model.bin")),
+            Err(format!(
+                "the stage wrote outside its output directory: another, stray.txt beside {}",
+                fixture.outputs().display()
+            ))
+        );
+    }
+
+    #[test]
+    fn check_rejects_a_modified_input() {
+        let fixture = Fixture::prepared();
+        fixture.write_output("model.bin", "weights");
+        let (_, input, _) = &fixture.spec.input_digests[0];
+        std::fs::write(input, "input bytes, changed by the stage").unwrap();
+        assert_eq!(
+            fixture.check(&model_result("model.bin")),
+            Err(format!(
+                "the stage modified its input `data` ({}); stages may only write their output directory",
+                input.display()
+            ))
+        );
+    }
+
+    #[test]
+    fn check_fails_when_the_output_directory_is_gone() {
+        let fixture = Fixture::prepared();
+        std::fs::remove_dir_all(fixture.outputs()).unwrap();
+        let message = fixture.check(&model_result("model.bin")).unwrap_err();
+        assert!(
+            message.starts_with("the output directory is gone: "),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn a_successful_run_streams_progress_logs_output_and_leaves_only_the_commit() {
+        let fixture = Fixture::new();
+        fixture.stage_script(
+            r#"echo "loading weights"
+echo 'edgepipe::progress {"done":1,"total":2,"message":"half way"}' >&2
+printf 'weights' > "$out/model.bin"
+echo "scratch" > scratch.tmp
+printf '{"outputs":{"model":"model.bin"},"metrics":{"loss":0.25},"summary":"1 model"}' > "$staging/result.json""#,
+        );
+        let (result, progress) = fixture.run();
+        let result = result.unwrap();
+        assert_eq!(result.outputs["model"], PathBuf::from("model.bin"));
+        assert_eq!(result.metrics["loss"], serde_json::json!(0.25));
+        assert_eq!(result.summary.as_deref(), Some("1 model"));
+        assert_eq!(progress, [Progress::new(1, Some(2), "half way")]);
+        assert!(
+            fixture.log().contains("loading weights\n"),
+            "{}",
+            fixture.log()
+        );
+        // Scratch, request and result are removed; only the outputs remain.
+        assert_eq!(staging_entries(&fixture.spec.staging), ["outputs"]);
+        assert_eq!(
+            std::fs::read_to_string(fixture.outputs().join("model.bin")).unwrap(),
+            "weights"
+        );
+    }
+
+    #[test]
+    fn a_failing_exit_quotes_the_tail_of_the_log_without_progress_lines() {
+        let fixture = Fixture::new();
+        fixture.stage_script(
+            r#"echo "step one"
+echo 'edgepipe::progress {"done":1}' >&2
+echo "cannot open the dataset" >&2
+exit 3"#,
+        );
+        let (result, progress) = fixture.run();
+        let failure = result.unwrap_err();
+        assert_eq!(failure.message, "the stage exited with exit status: 3");
+        assert_eq!(failure.log_tail, ["step one", "cannot open the dataset"]);
+        assert_eq!(progress, [Progress::new(1, None, "")]);
+    }
+
+    #[test]
+    fn a_stage_without_a_result_file_fails_naming_it() {
+        let fixture = Fixture::new();
+        fixture.stage_script(r#"echo "forgot the result""#);
+        let failure = fixture.run().0.unwrap_err();
+        let result_path = fixture.spec.request.result_path.display().to_string();
+        assert!(
+            failure
+                .message
+                .starts_with(&format!("the stage wrote no result file {result_path}: ")),
+            "{}",
+            failure.message
+        );
+        assert_eq!(failure.log_tail, ["forgot the result"]);
+    }
+
+    #[test]
+    fn a_run_whose_result_fails_the_checks_fails_with_the_check_message() {
+        let fixture = Fixture::new();
+        fixture.stage_script(
+            r#"printf 'weights' > "$out/model.bin"
+echo "wrote it"
+printf '{"outputs":{"model":"model.bin","bonus":"model.bin"}}' > "$staging/result.json""#,
+        );
+        let failure = fixture.run().0.unwrap_err();
+        assert_eq!(
+            failure.message,
+            "the stage returned an output `bonus` it does not declare"
+        );
+        assert_eq!(failure.log_tail, ["wrote it"]);
+    }
+
+    #[test]
+    fn a_stage_past_its_time_limit_is_stopped() {
+        let mut fixture = Fixture::new();
+        fixture.spec.timeout = Some(Duration::from_secs(1));
+        fixture.stage_script("echo started\nsleep 30");
+        let began = std::time::Instant::now();
+        let failure = fixture.run().0.unwrap_err();
+        assert!(began.elapsed() < Duration::from_secs(20));
+        assert_eq!(
+            failure.message,
+            "the stage ran longer than its limit of 1 s and was stopped"
+        );
+        assert_eq!(failure.log_tail, ["started"]);
+    }
+
+    #[test]
+    fn a_missing_binary_is_reported_with_its_path() {
+        let fixture = Fixture::new();
+        let failure = fixture.run().0.unwrap_err();
+        assert!(
+            failure
+                .message
+                .starts_with(&format!("cannot start {}: ", fixture.spec.binary.display())),
+            "{}",
+            failure.message
+        );
+    }
+}
