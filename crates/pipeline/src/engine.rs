@@ -1004,13 +1004,7 @@ fn catalog_uncached(
         let Some(stage) = catalog.get(kind) else {
             continue;
         };
-        let hash = catalog.source_hash(kind, db)?;
-        let path = workspace.describe_dir().join(format!(
-            "{}-{}.json",
-            stage.package,
-            &hash[..32.min(hash.len())]
-        ));
-        if !path.exists() {
+        if !catalog.description_path(stage, workspace, db)?.exists() {
             missing.push(stage.package.clone());
         }
     }

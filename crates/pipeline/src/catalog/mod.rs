@@ -1,0 +1,68 @@
+//! The stage catalog: stage crates found with `cargo metadata` (a package
+//! with `[package.metadata.edgepipe] stage = "<kind>"`), the hash of each
+//! stage's sources (its crate and, transitively, the workspace crates it
+//! depends on by path), its `describe` output cached by that hash, and
+//! `cargo build` of the binaries a run needs.
+//!
+//! One concept per file: `discover.rs` (reading the workspace with
+//! `cargo metadata`), `saved.rs` (the discovered catalog kept between runs),
+//! `source.rs` (source hashes), `describe.rs` (descriptions cached by source
+//! hash), `build.rs` (building stage binaries and provisioning the tools
+//! they need), `error.rs`.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Mutex;
+
+use serde::{Deserialize, Serialize};
+
+mod build;
+mod describe;
+mod discover;
+mod error;
+mod saved;
+mod source;
+
+pub use build::cargo;
+pub use describe::run_describe;
+pub use error::CatalogError;
+pub use source::dir_digest;
+
+/// A stage crate of the workspace.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StageCrate {
+    pub kind: String,
+    pub package: String,
+    /// The crate's `description` from its manifest.
+    pub description: String,
+    pub manifest_dir: PathBuf,
+    pub binary: String,
+    /// Directories whose files make up the stage's source hash: the crate's own
+    /// and those of the workspace crates it depends on, transitively.
+    pub source_dirs: Vec<(String, PathBuf)>,
+    /// Tools to provision before the crate can be built (`litert`): from
+    /// `[package.metadata.edgepipe] provision = [...]`, and `litert` for any
+    /// crate that links the LiteRT library.
+    pub provision: Vec<String>,
+}
+
+/// Stage crates by kind, with memoised source hashes.
+#[derive(Debug)]
+pub struct Catalog {
+    pub stages: BTreeMap<String, StageCrate>,
+    /// Every member's manifest and directory (for the saved catalog's fingerprint).
+    manifests: Vec<(PathBuf, PathBuf)>,
+    pub target_dir: PathBuf,
+    pub workspace_root: PathBuf,
+    source_hashes: Mutex<BTreeMap<String, String>>,
+}
+
+impl Catalog {
+    pub fn get(&self, kind: &str) -> Option<&StageCrate> {
+        self.stages.get(kind)
+    }
+
+    pub fn kinds(&self) -> impl Iterator<Item = &str> + Clone {
+        self.stages.keys().map(String::as_str)
+    }
+}
