@@ -7,7 +7,9 @@ mod bench_cache;
 mod bench_harness;
 mod bench_map;
 mod bench_tfrecord;
+mod ci;
 mod clean;
+mod codegen;
 mod delegate;
 mod display;
 mod edgetpu_check;
@@ -63,6 +65,10 @@ enum Command {
     BenchMap(delegate::PassThrough),
     /// Provision, then run the whole test suite.
     Test(test::Args),
+    /// What CI checks after installing system packages: fmt, setup, clippy, ruff, tests.
+    Ci(ci::Args),
+    /// Regenerate committed generated code (`codegen tflite`).
+    Codegen(codegen::Args),
     /// Predict which ops of a .tflite model the Edge TPU compiler maps.
     EdgetpuCheck(edgetpu_check::Args),
     /// Re-run recorded stages, ignoring the cache, and compare them with the lock file.
@@ -86,6 +92,8 @@ fn main() -> ExitCode {
         Command::BenchHarness(args) => bench_harness::run(args),
         Command::BenchMap(args) => bench_map::run(args),
         Command::Test(args) => test::run(args),
+        Command::Ci(args) => ci::run(args),
+        Command::Codegen(args) => codegen::run(args),
         Command::EdgetpuCheck(args) => edgetpu_check::run(args),
         Command::Report(args) => report::run(args),
         Command::Reproduce(args) => reproduce::run(args),

@@ -7,7 +7,7 @@ use std::process::{Command, ExitCode};
 
 use anyhow::Context;
 
-#[derive(clap::Args)]
+#[derive(clap::Args, Default)]
 pub struct Args {
     /// Skip provisioning (tests needing the Python env then fail unless one
     /// is already provisioned).
