@@ -1,5 +1,5 @@
 //! Code generated from the schema subsets in `crates/tflite/schema/` by
-//! `crates/tflite/schema/regenerate.sh`. Never edit these files by hand.
+//! `cargo xtask codegen tflite`. Never edit these files by hand.
 
 #[allow(clippy::all, clippy::pedantic, unused, unreachable_pub, missing_docs)]
 #[rustfmt::skip]
