@@ -21,6 +21,7 @@ pub mod reproduce;
 pub mod run_lock;
 pub mod runner;
 pub mod schema;
+pub mod slurm;
 pub mod suggest;
 pub mod validate;
 pub mod workspace;

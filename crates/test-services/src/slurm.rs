@@ -27,7 +27,11 @@ const HOW: &str = "Install the Debian packages with `apt-get install slurm-wlm m
     (the daemons run as the invoking user); .ci/run does this on a fresh machine";
 
 /// Daemons of the cluster, in start order.
-const DAEMONS: [&str; 3] = ["/usr/sbin/munged", "/usr/sbin/slurmctld", "/usr/sbin/slurmd"];
+const DAEMONS: [&str; 3] = [
+    "/usr/sbin/munged",
+    "/usr/sbin/slurmctld",
+    "/usr/sbin/slurmd",
+];
 
 /// A running single-host Slurm cluster; stopped on drop.
 pub struct SlurmCluster {
@@ -85,8 +89,7 @@ impl SlurmCluster {
             controller_port: free_port()?,
             node_port: free_port()?,
         });
-        std::fs::write(&conf, text)
-            .map_err(|e| format!("cannot write {}: {e}", conf.display()))?;
+        std::fs::write(&conf, text).map_err(|e| format!("cannot write {}: {e}", conf.display()))?;
         let mut cluster = SlurmCluster {
             conf,
             host,
@@ -112,7 +115,10 @@ impl SlurmCluster {
             "munged",
         )?);
         cluster.wait_for("munged's socket", Duration::from_secs(10), |c| {
-            socket.exists().then_some(()).ok_or_else(|| c.log_tail("munged"))
+            socket
+                .exists()
+                .then_some(())
+                .ok_or_else(|| c.log_tail("munged"))
         })?;
         let conf_arg = cluster.conf.display().to_string();
         cluster.slurmctld = Some(cluster.daemon(
@@ -126,11 +132,8 @@ impl SlurmCluster {
                 .map(|_| ())
                 .ok_or_else(|| c.log_tail("slurmctld"))
         })?;
-        cluster.slurmd = Some(cluster.daemon(
-            DAEMONS[2],
-            &["-D".into(), "-f".into(), conf_arg],
-            "slurmd",
-        )?);
+        cluster.slurmd =
+            Some(cluster.daemon(DAEMONS[2], &["-D".into(), "-f".into(), conf_arg], "slurmd")?);
         cluster.wait_for("the node to be idle", Duration::from_secs(60), |c| {
             c.client("sinfo", &["-h", "-N", "-o", "%T"])
                 .filter(|out| out.trim() == "idle")
@@ -201,7 +204,8 @@ impl SlurmCluster {
 
     fn daemon(&self, program: &str, args: &[String], name: &str) -> Result<Child, String> {
         let out = self.dir.path().join("log").join(format!("{name}.out"));
-        let log = File::create(&out).map_err(|e| format!("cannot create {}: {e}", out.display()))?;
+        let log =
+            File::create(&out).map_err(|e| format!("cannot create {}: {e}", out.display()))?;
         let err = log
             .try_clone()
             .map_err(|e| format!("cannot open {}: {e}", out.display()))?;
@@ -430,7 +434,9 @@ mod tests {
             String::from_utf8_lossy(&out.stderr)
         );
         assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "1");
-        let nodes = cluster.client("sinfo", &["-h", "-N", "-o", "%N %c %P"]).unwrap();
+        let nodes = cluster
+            .client("sinfo", &["-h", "-N", "-o", "%N %c %P"])
+            .unwrap();
         assert_eq!(
             nodes.trim(),
             format!("{} {} {PARTITION}*", cluster.host(), cluster.cpus())
