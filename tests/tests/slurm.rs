@@ -350,7 +350,7 @@ fn a_cluster_that_cannot_take_the_stages_is_refused_before_anything_runs() {
         down.stderr.contains(&format!(
             "the Slurm controller does not answer ({conf}): `scontrol ping` says: Slurmctld(primary) at {} is DOWN",
             cluster.host()
-        )) && down.stderr.contains("Stages `train` use the slurm executor"),
+        )) && down.stderr.contains("Stage `train` uses the slurm executor"),
         "{down}"
     );
     assert!(

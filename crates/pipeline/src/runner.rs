@@ -101,7 +101,7 @@ pub fn run(
     let scheduler = match &spec.slurm {
         Some(job) if !ran.as_ref().is_ok_and(|o| o.status.success()) => {
             job.cancel();
-            format!(" ({})", job.describe_end())
+            format!("; {}", job.describe_end())
         }
         _ => String::new(),
     };

@@ -348,7 +348,7 @@ pub fn parse_records(text: &str) -> Vec<JobRecord> {
 #[derive(Debug, thiserror::Error)]
 pub enum SlurmError {
     #[error(
-        "the Slurm controller does not answer ({conf}): `scontrol ping` says: {answer}. Stages {stages} use the slurm executor. Start slurmctld (and slurmd on the nodes), point SLURM_CONF at the cluster's slurm.conf, or run with --executor local"
+        "the Slurm controller does not answer ({conf}): `scontrol ping` says: {answer}. {stages} the slurm executor. Start slurmctld (and slurmd on the nodes), point SLURM_CONF at the cluster's slurm.conf, or run with --executor local"
     )]
     ControllerDown {
         conf: String,
@@ -404,11 +404,11 @@ pub fn preflight(jobs: &[(String, SlurmJob)]) -> Result<(), SlurmError> {
         return Ok(());
     }
     let conf = conf_in_use();
-    let stages = jobs
-        .iter()
-        .map(|(stage, _)| format!("`{stage}`"))
-        .collect::<Vec<_>>()
-        .join(", ");
+    let names: Vec<String> = jobs.iter().map(|(stage, _)| format!("`{stage}`")).collect();
+    let stages = match names.as_slice() {
+        [one] => format!("Stage {one} uses"),
+        many => format!("Stages {} use", many.join(", ")),
+    };
     let ping = client("scontrol")
         .arg("ping")
         .run_unchecked()
