@@ -48,14 +48,16 @@ pub struct SlurmCluster {
 
 /// Starts a cluster, or reports why it cannot (see [`crate::unavailable`]).
 pub fn start() -> Option<SlurmCluster> {
-    match SlurmCluster::start() {
+    match SlurmCluster::start_private() {
         Ok(cluster) => Some(cluster),
         Err(why) => crate::unavailable("a single-host Slurm cluster", &why, HOW),
     }
 }
 
 impl SlurmCluster {
-    fn start() -> Result<SlurmCluster, String> {
+    /// Starts a cluster or says why it cannot (for callers that are not
+    /// tests, such as a benchmark, where [`crate::unavailable`] does not apply).
+    pub fn start_private() -> Result<SlurmCluster, String> {
         for daemon in DAEMONS.iter().chain(&["/usr/bin/srun"]) {
             if !Path::new(daemon).exists() {
                 return Err(format!("{daemon} is not installed"));
