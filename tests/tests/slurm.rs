@@ -339,6 +339,18 @@ fn a_cluster_that_cannot_take_the_stages_is_refused_before_anything_runs() {
                 .contains("Requested node configuration is not available"),
         "{big}"
     );
+    // This cluster has no GPUs (no `gres/gpu`): a GPU stage is refused.
+    sb.write("p.yaml", &pipeline("{ gpus: 1 }"));
+    let gpu = run(&sb, &cluster, &["pipeline", "p.yaml"]);
+    assert!(!gpu.success(), "{gpu}");
+    assert!(
+        gpu.stderr.contains("Slurm cannot run stage `train` (")
+            && gpu.stderr.contains("--gpus=1")
+            && gpu
+                .stderr
+                .contains("Invalid generic resource (gres) specification"),
+        "{gpu}"
+    );
     assert!(sb.cache_entries().is_empty(), "a stage ran");
 
     cluster.stop_controller();
