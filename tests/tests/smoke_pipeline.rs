@@ -6,7 +6,10 @@
 //!
 //! Between the runs, `cargo xtask reproduce` re-runs every stage once more,
 //! ignoring the cache, and must find each one reproduced (identical bytes,
-//! or metrics within the tolerance its stage kind declares).
+//! or metrics within the tolerance its stage kind declares). It re-runs them
+//! as Slurm jobs on a single-host cluster (`--executor slurm`), so the same
+//! comparison proves the cluster executor gives the local run's results;
+//! without Slurm it fails under CI, and elsewhere re-runs them locally.
 //!
 //! It needs the managed Python environment (`cargo xtask setup`, which the
 //! test command runs first); without one it fails under CI and
@@ -255,9 +258,38 @@ fn smoke_pipeline_runs_end_to_end_then_entirely_from_the_cache() {
     // lock file and the cache are left as they were.
     let lock_bytes = std::fs::read(sandbox.path().join("smoke.lock")).unwrap_or_default();
     let entries = sandbox.cache_entries();
-    let reproduced = sandbox.run(&["reproduce", "smoke.yaml", "--jobs", "2"]);
+    let cluster = test_services::slurm::start();
+    let mut reproduce = sandbox.command(&["reproduce", "smoke.yaml", "--jobs", "2"]);
+    if let Some(cluster) = &cluster {
+        reproduce
+            .args(["--executor", "slurm"])
+            .env("SLURM_CONF", cluster.conf());
+    }
+    let reproduced = edgepipe_tests::Run::from(
+        reproduce
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run xtask: {e}")),
+    );
     println!("{}", reproduced.stdout);
     assert!(reproduced.success(), "{reproduced}");
+    if let Some(cluster) = &cluster {
+        // Each stage ran as one job, which completed.
+        let jobs = pipeline::slurm::parse_records(
+            &cluster
+                .client("scontrol", &["--oneliner", "show", "job"])
+                .unwrap_or_default(),
+        );
+        for stage in wanted {
+            let prefix = format!("edgepipe-smoke-{stage}-");
+            let states: Vec<&str> = jobs
+                .iter()
+                .filter(|j| j.get("JobName").starts_with(&prefix))
+                .map(|j| j.get("JobState"))
+                .collect();
+            assert_eq!(states, ["COMPLETED"], "stage {stage}'s Slurm jobs");
+        }
+    }
+    drop(cluster);
     let report = read_json(&sandbox.state().join("reproduce/smoke/reproduce.json"));
     let verdicts: Vec<(&str, &str)> = report["stages"]
         .as_array()

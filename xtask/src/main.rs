@@ -4,6 +4,7 @@
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
 mod bench_cache;
+mod bench_dispatch;
 mod bench_harness;
 mod bench_map;
 mod bench_tfrecord;
@@ -57,6 +58,8 @@ enum Command {
     Clean(clean::Args),
     /// Benchmark the cache on a synthetic 20-stage pipeline over 1 GiB.
     BenchCache(bench_cache::Args),
+    /// Benchmark the Slurm executor's dispatch overhead per stage against the local executor.
+    BenchDispatch(bench_dispatch::Args),
     /// Benchmark VOC + JPEG -> TFRecord against a TF-Python writer and the copy+sha256 floor.
     BenchTfrecord(delegate::PassThrough),
     /// Benchmark the bench stage's latency loop against a plain Python ai_edge_litert loop.
@@ -88,6 +91,7 @@ fn main() -> ExitCode {
         Command::Gc(args) => gc::run(args),
         Command::Clean(args) => clean::run(args),
         Command::BenchCache(args) => bench_cache::run(args),
+        Command::BenchDispatch(args) => bench_dispatch::run(args),
         Command::BenchTfrecord(args) => bench_tfrecord::run(args),
         Command::BenchHarness(args) => bench_harness::run(args),
         Command::BenchMap(args) => bench_map::run(args),

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use pipeline::engine::{RunOptions, Session};
-use stage_api::ExecutorKind;
+use pipeline::executor::Executor;
 
 use crate::display;
 
@@ -14,7 +14,7 @@ pub struct Args {
     file: PathBuf,
     /// Plan for this executor.
     #[arg(long, value_parser = crate::run_pipeline::parse_executor)]
-    executor: Option<ExecutorKind>,
+    executor: Option<Executor>,
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {

@@ -9,8 +9,9 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use pipeline::engine::Session;
+use pipeline::executor::Executor;
 use pipeline::reproduce::{self, ReproduceOptions, ReproduceReport, StageReproduction, Verdict};
-use stage_api::{Compare, ExecutorKind};
+use stage_api::Compare;
 
 use crate::display::{self, LiveDisplay};
 
@@ -26,7 +27,7 @@ pub struct Args {
     jobs: usize,
     /// Re-run every stage with this executor.
     #[arg(long, value_parser = crate::run_pipeline::parse_executor)]
-    executor: Option<ExecutorKind>,
+    executor: Option<Executor>,
     /// Scratch directory for the re-runs, their logs and reproduce.json
     /// [default: .edgepipe/reproduce/<pipeline>].
     #[arg(long, value_name = "DIR")]

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use pipeline::engine::{RunOptions, Session, Status};
-use stage_api::ExecutorKind;
+use pipeline::executor::Executor;
 
 use crate::display::{self, LiveDisplay};
 
@@ -27,7 +27,7 @@ pub struct Args {
     jobs: usize,
     /// Run every stage with this executor.
     #[arg(long, value_parser = parse_executor)]
-    executor: Option<ExecutorKind>,
+    executor: Option<Executor>,
     /// Fail at once instead of waiting when another run holds the cache.
     #[arg(long)]
     no_wait: bool,
@@ -35,14 +35,9 @@ pub struct Args {
     progress: display::ProgressArgs,
 }
 
-pub fn parse_executor(text: &str) -> Result<ExecutorKind, String> {
-    match text {
-        "local" => Ok(ExecutorKind::Local),
-        "docker" => Ok(ExecutorKind::Docker),
-        other => Err(format!(
-            "unknown executor `{other}`; expected `local` or `docker`"
-        )),
-    }
+pub fn parse_executor(text: &str) -> Result<Executor, String> {
+    Executor::parse(text)
+        .ok_or_else(|| format!("unknown executor `{text}`; expected `local`, `docker` or `slurm`"))
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {

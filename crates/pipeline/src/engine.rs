@@ -20,7 +20,7 @@ use crate::cache::{Cache, CacheEntry, CacheError, Lookup};
 use crate::catalog::{Catalog, CatalogError};
 use crate::diagnostic::{Diagnostic, Diagnostics};
 use crate::digest::{self, DigestError, StateDb};
-use crate::executor::{self, IdentitySource};
+use crate::executor::{self, Executor, IdentitySource};
 use crate::lockfile::{LockFile, LockFileError, LockRegistry, LockedArtifact, LockedStage};
 use crate::model::{InputSource, Pipeline, StageSpec};
 use crate::run_lock::{RunLock, RunLockError};
@@ -46,6 +46,8 @@ pub enum EngineError {
     RunLock(#[from] RunLockError),
     #[error("cannot provision the managed Python environment: {0}")]
     Provision(String),
+    #[error(transparent)]
+    Slurm(#[from] crate::slurm::SlurmError),
     #[error("{0}")]
     Other(String),
 }
@@ -59,7 +61,7 @@ pub struct RunOptions {
     pub force: Vec<String>,
     pub jobs: usize,
     /// Overrides the executor kind of every stage.
-    pub executor: Option<ExecutorKind>,
+    pub executor: Option<Executor>,
     /// Wait for another run holding the cache (else fail at once).
     pub wait_for_lock: bool,
     /// Passed through to the managed Python environment's provisioning.
@@ -178,6 +180,8 @@ struct KeyedStage {
     input_is_list: BTreeMap<String, bool>,
     executor_id: String,
     settings: ExecutorSettings,
+    /// Set when the stage runs as a Slurm job.
+    slurm: Option<crate::slurm::SlurmSpec>,
 }
 
 /// A finished stage and, when it has one, its key and cache entry.
@@ -377,6 +381,10 @@ impl Session {
             input_is_list.insert(name.clone(), binding.is_list);
         }
         let (settings, executor_id) = self.executor_of(stage, options.executor)?;
+        let slurm = executor::slurm_spec(
+            &self.pipeline.executor.merged(&stage.executor),
+            options.executor,
+        );
         let digests: BTreeMap<&String, Vec<&str>> = inputs
             .iter()
             .map(|(name, list): (&String, &Vec<ResolvedArtifact>)| {
@@ -403,6 +411,7 @@ impl Session {
             input_is_list,
             executor_id,
             settings,
+            slurm,
         }))
     }
 
@@ -411,7 +420,7 @@ impl Session {
     pub(crate) fn executor_of(
         &self,
         stage: &StageSpec,
-        override_kind: Option<ExecutorKind>,
+        override_kind: Option<Executor>,
     ) -> Result<(ExecutorSettings, String), EngineError> {
         let description = self.description(stage)?;
         let spec = self.pipeline.executor.merged(&stage.executor);
@@ -433,7 +442,8 @@ impl Session {
             }
             ExecutorKind::Local => IdentitySource::Native,
         };
-        let executor_id = executor::identity(&settings, source);
+        let slurm = executor::slurm_spec(&spec, override_kind);
+        let executor_id = executor::identity(&settings, source, slurm.as_ref());
         Ok((settings, executor_id))
     }
 
@@ -441,6 +451,8 @@ impl Session {
     pub fn plan(&self, options: &RunOptions) -> Result<Vec<PlannedStage>, EngineError> {
         self.check_selection(&options.only, "--only")?;
         self.check_selection(&options.force, "--force")?;
+        executor::check_remote_docker(&self.pipeline, options.executor, &self.workspace)
+            .map_err(EngineError::Invalid)?;
         let lock = LockFile::read(&self.pipeline.lock_path(), &self.pipeline.name)?;
         let selected = self.selected(options);
         let mut entries: HashMap<String, CacheEntry> = HashMap::new();
@@ -531,6 +543,7 @@ impl Session {
             .filter(|p| matches!(p.status, PlanStatus::Run { .. }))
             .filter_map(|p| self.pipeline.stage(&p.stage))
             .collect();
+        crate::slurm::preflight(&self.slurm_jobs(&may_run, options))?;
         let mut binaries = BTreeMap::new();
         if !may_run.is_empty() {
             let kinds: BTreeSet<&str> = may_run.iter().map(|s| s.kind.as_str()).collect();
@@ -546,8 +559,7 @@ impl Session {
         }
         let needs_python = may_run.iter().any(|stage| {
             let spec = self.pipeline.executor.merged(&stage.executor);
-            let kind = options.executor.or(spec.kind).unwrap_or_default();
-            kind == ExecutorKind::Local
+            executor::chosen(&spec, options.executor).tools() == ExecutorKind::Local
                 && self
                     .descriptions
                     .get(&stage.kind)
@@ -565,6 +577,30 @@ impl Session {
         let report = self.finish(outcomes, python.as_deref())?;
         let _ = self.db.save();
         Ok(report)
+    }
+
+    /// The Slurm jobs the stages would run as (those under the slurm
+    /// executor), for the check that the cluster can take them.
+    fn slurm_jobs(
+        &self,
+        stages: &[&StageSpec],
+        options: &RunOptions,
+    ) -> Vec<(String, crate::slurm::SlurmJob)> {
+        stages
+            .iter()
+            .filter_map(|stage| {
+                let spec = self.pipeline.executor.merged(&stage.executor);
+                let slurm = executor::slurm_spec(&spec, options.executor)?;
+                let job = crate::slurm::SlurmJob::new(
+                    &self.pipeline.name,
+                    &stage.name,
+                    "",
+                    &slurm,
+                    spec.timeout_secs,
+                );
+                Some((stage.name.clone(), job))
+            })
+            .collect()
     }
 
     /// Runs `STAGE validate` on the params of the stages about to run, so a
@@ -933,6 +969,15 @@ impl Session {
                 })
                 .collect(),
             timeout: spec.timeout_secs.map(Duration::from_secs),
+            slurm: keyed.slurm.as_ref().map(|slurm| {
+                crate::slurm::SlurmJob::new(
+                    &self.pipeline.name,
+                    &stage.name,
+                    &keyed.key,
+                    slurm,
+                    spec.timeout_secs,
+                )
+            }),
         })
     }
 

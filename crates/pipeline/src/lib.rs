@@ -22,6 +22,7 @@ pub mod run_lock;
 pub mod runner;
 pub mod scheduler;
 pub mod schema;
+pub mod slurm;
 pub mod suggest;
 pub mod validate;
 pub mod workspace;

@@ -19,24 +19,25 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use serde_json::{Map, Value};
-use stage_api::ExecutorKind;
-
 use crate::diagnostic::{Diagnostic, Diagnostics};
+use crate::executor::Executor;
+use crate::slurm::{self, SlurmSpec};
 use crate::suggest;
 use crate::yaml::{self, Key, Node, NodeValue, Pos};
+use serde_json::{Map, Value};
 
 const TOP_KEYS: [&str; 4] = ["name", "description", "executor", "stages"];
 const STAGE_KEYS: [&str; 4] = ["kind", "params", "inputs", "executor"];
-const EXECUTOR_KEYS: [&str; 6] = [
+const EXECUTOR_KEYS: [&str; 7] = [
     "kind",
     "threads",
     "tool_timeout_secs",
     "timeout_secs",
     "env",
     "docker",
+    "slurm",
 ];
-const DOCKER_KEYS: [&str; 3] = ["gpus", "context", "image_prefix"];
+const DOCKER_KEYS: [&str; 4] = ["gpus", "context", "image_prefix", "shared_paths"];
 
 /// A parsed pipeline file.
 #[derive(Debug, Clone)]
@@ -94,7 +95,7 @@ pub enum InputSource {
 /// Executor settings written in the YAML (pipeline-wide or per stage).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct ExecutorSpec {
-    pub kind: Option<ExecutorKind>,
+    pub kind: Option<Executor>,
     pub threads: Option<usize>,
     pub tool_timeout_secs: Option<u64>,
     /// Wall-clock limit of the whole stage run.
@@ -102,7 +103,12 @@ pub struct ExecutorSpec {
     pub env: BTreeMap<String, String>,
     pub gpus: Option<bool>,
     pub context: Option<String>,
+    /// Where `context` was written.
+    pub context_pos: Option<Pos>,
     pub image_prefix: Option<String>,
+    /// The docker engine's host sees the workspace and state at the same paths.
+    pub shared_paths: Option<bool>,
+    pub slurm: SlurmSpec,
 }
 
 impl ExecutorSpec {
@@ -118,10 +124,17 @@ impl ExecutorSpec {
             env,
             gpus: over.gpus.or(self.gpus),
             context: over.context.clone().or_else(|| self.context.clone()),
+            context_pos: if over.context.is_some() {
+                over.context_pos
+            } else {
+                self.context_pos
+            },
             image_prefix: over
                 .image_prefix
                 .clone()
                 .or_else(|| self.image_prefix.clone()),
+            shared_paths: over.shared_paths.or(self.shared_paths),
+            slurm: self.slurm.merged(&over.slurm),
         }
     }
 }
@@ -428,12 +441,18 @@ impl Builder<'_> {
         for (key, value) in entries {
             match key.name.as_str() {
                 "kind" => match value.as_str() {
-                    Some("local") => spec.kind = Some(ExecutorKind::Local),
-                    Some("docker") => spec.kind = Some(ExecutorKind::Docker),
-                    _ => self.error_help(
+                    Some(text) if Executor::parse(text).is_some() => {
+                        spec.kind = Executor::parse(text);
+                    }
+                    Some(text) => self.error_help(
+                        value.pos,
+                        format!("unknown executor kind `{text}`"),
+                        suggest::help(text, Executor::NAMES),
+                    ),
+                    None => self.error_help(
                         value.pos,
                         "unknown executor kind",
-                        "expected `local` or `docker`",
+                        "expected `local`, `docker` or `slurm`",
                     ),
                 },
                 "threads" => spec.threads = self.positive(value, "`threads`").map(|n| n as usize),
@@ -479,9 +498,79 @@ impl Builder<'_> {
                                 NodeValue::Bool(b) => spec.gpus = Some(b),
                                 _ => self.error(v.pos, "`gpus` must be true or false"),
                             },
-                            "context" => spec.context = self.string(v, "`context`"),
+                            "context" => {
+                                spec.context = self.string(v, "`context`");
+                                spec.context_pos = Some(v.pos);
+                            }
                             "image_prefix" => spec.image_prefix = self.string(v, "`image_prefix`"),
+                            "shared_paths" => match v.value {
+                                NodeValue::Bool(b) => spec.shared_paths = Some(b),
+                                _ => self.error(v.pos, "`shared_paths` must be true or false"),
+                            },
                             _ => {}
+                        }
+                    }
+                }
+                "slurm" => spec.slurm = self.slurm(value),
+                _ => {}
+            }
+        }
+        spec
+    }
+
+    /// The `slurm:` block: resources checked in Slurm's own formats.
+    fn slurm(&mut self, node: &Node) -> SlurmSpec {
+        let mut spec = SlurmSpec::default();
+        let Some(entries) = self.mapping(node, "`slurm`", &slurm::SPEC_KEYS) else {
+            return spec;
+        };
+        for (key, value) in entries {
+            let name = key.name.as_str();
+            let what = format!("`{name}`");
+            match name {
+                "partition" => spec.partition = self.string(value, &what),
+                "account" => spec.account = self.string(value, &what),
+                "qos" => spec.qos = self.string(value, &what),
+                "cpus" => spec.cpus = self.positive(value, &what),
+                "gpus" => match value.value {
+                    NodeValue::Int(i) if i >= 0 => spec.gpus = Some(i as u64),
+                    _ => self.error(value.pos, "`gpus` must be a whole number (0 or more)"),
+                },
+                "mem" => {
+                    let text = match &value.value {
+                        NodeValue::Int(i) => Some(i.to_string()),
+                        _ => self.string(value, &what),
+                    };
+                    if let Some(text) = text {
+                        match slurm::memory_mib(&text) {
+                            Ok(_) => spec.mem = Some(text),
+                            Err(message) => self.error(value.pos, message),
+                        }
+                    }
+                }
+                "time_limit" => {
+                    let text = match &value.value {
+                        NodeValue::Int(i) => Some(i.to_string()),
+                        _ => self.string(value, &what),
+                    };
+                    if let Some(text) = text {
+                        match slurm::time_limit_secs(&text) {
+                            Ok(_) => spec.time_limit = Some(text),
+                            Err(message) => self.error(value.pos, message),
+                        }
+                    }
+                }
+                "extra_args" => {
+                    let NodeValue::Seq(items) = &value.value else {
+                        self.error(value.pos, "`extra_args` must be a list of srun options");
+                        continue;
+                    };
+                    for item in items {
+                        if let Some(arg) = self.string(item, "an `extra_args` entry") {
+                            match slurm::check_extra_arg(&arg) {
+                                Ok(()) => spec.extra_args.push(arg),
+                                Err(message) => self.error(item.pos, message),
+                            }
                         }
                     }
                 }
@@ -644,6 +733,52 @@ mod tests {
                 .contains("2:22: `threads` must be a positive integer"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn slurm_settings_parse_and_merge_per_stage() {
+        let p = parse(
+            "name: d\nexecutor:\n  kind: slurm\n  slurm: { partition: cpu, cpus: 4, mem: 8G, time_limit: '1:00:00', extra_args: [--exclusive] }\nstages:\n  a:\n    kind: fetch\n    executor: { slurm: { partition: gpu, gpus: 1, mem: 2048 } }\n  b:\n    kind: fetch\n    executor: { kind: local }\n",
+        )
+        .unwrap();
+        assert_eq!(p.executor.kind, Some(Executor::Slurm));
+        let a = p.executor.merged(&p.stages[0].executor);
+        assert_eq!(a.kind, Some(Executor::Slurm));
+        assert_eq!(
+            a.slurm,
+            SlurmSpec {
+                partition: Some("gpu".into()),
+                cpus: Some(4),
+                mem: Some("2048".into()),
+                gpus: Some(1),
+                time_limit: Some("1:00:00".into()),
+                account: None,
+                qos: None,
+                extra_args: vec!["--exclusive".into()],
+            }
+        );
+        let b = p.executor.merged(&p.stages[1].executor);
+        assert_eq!(b.kind, Some(Executor::Local));
+    }
+
+    #[test]
+    fn bad_slurm_settings_are_located_with_a_suggestion() {
+        let err = parse(
+            "name: d\nexecutor:\n  kind: slurn\n  slurm:\n    partiton: gpu\n    mem: 4X\n    time_limit: 1h\n    gpus: -1\n    extra_args: [--job-name=x, exclusive]\nstages: { a: { kind: f } }\n",
+        )
+        .unwrap_err();
+        let text = err.to_string();
+        for expected in [
+            "/p/x.yaml:3:9: unknown executor kind `slurn`\n  help: did you mean `slurm`?",
+            "/p/x.yaml:5:5: unknown key `partiton` in `slurm`\n  help: did you mean `partition`?",
+            "/p/x.yaml:6:10: `mem: 4X` has an unknown unit `X`; use K, M, G or T",
+            "/p/x.yaml:7:17: `time_limit: 1h` is not a Slurm time",
+            "/p/x.yaml:8:11: `gpus` must be a whole number (0 or more)",
+            "/p/x.yaml:9:18: `extra_args` entry `--job-name=x` sets `--job-name`, which edgepipe sets itself",
+            "/p/x.yaml:9:32: `extra_args` entry `exclusive` is not an srun option",
+        ] {
+            assert!(text.contains(expected), "missing {expected:?} in:\n{text}");
+        }
     }
 
     #[test]

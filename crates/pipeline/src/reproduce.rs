@@ -34,7 +34,7 @@ pub struct ReproduceOptions {
     /// Stages re-run at the same time.
     pub jobs: usize,
     /// Overrides the executor kind of every stage.
-    pub executor: Option<ExecutorKind>,
+    pub executor: Option<crate::executor::Executor>,
     /// The scratch directory (emptied first): re-run outputs, logs, `reproduce.json`.
     pub out_dir: PathBuf,
     /// Passed through to the managed Python environment's provisioning.
@@ -173,6 +173,8 @@ pub fn reproduce(
     let lock_path = pipeline.lock_path();
     let lock = LockFile::read(&lock_path, &pipeline.name)?;
     let chosen = chosen_stages(session, &lock, &lock_path, &options.stages)?;
+    crate::executor::check_remote_docker(pipeline, options.executor, &session.workspace)
+        .map_err(EngineError::Invalid)?;
 
     let out_dir = &options.out_dir;
     if out_dir.exists() {
@@ -277,11 +279,17 @@ pub fn reproduce(
             // The recorded run's key: a stage that logs it (or derives anything from it) sees the same.
             cache_key: locked.key.clone(),
         };
-        let timeout = pipeline
-            .executor
-            .merged(&stage.executor)
-            .timeout_secs
-            .map(Duration::from_secs);
+        let executor_spec = pipeline.executor.merged(&stage.executor);
+        let timeout = executor_spec.timeout_secs.map(Duration::from_secs);
+        let slurm = crate::executor::slurm_spec(&executor_spec, options.executor).map(|slurm| {
+            crate::slurm::SlurmJob::new(
+                &pipeline.name,
+                name,
+                &locked.key,
+                &slurm,
+                executor_spec.timeout_secs,
+            )
+        });
         planned.push(Planned {
             name: name.clone(),
             locked,
@@ -293,6 +301,7 @@ pub fn reproduce(
                 declared_outputs: description.outputs.iter().map(|o| o.name.clone()).collect(),
                 input_digests,
                 timeout,
+                slurm,
             },
             declared: description.reproducibility.clone(),
             expected_because,
@@ -300,6 +309,11 @@ pub fn reproduce(
         });
     }
 
+    let jobs: Vec<(String, crate::slurm::SlurmJob)> = planned
+        .iter()
+        .filter_map(|p| Some((p.name.clone(), p.spec.slurm.clone()?)))
+        .collect();
+    crate::slurm::preflight(&jobs)?;
     if python_needed {
         observer.provisioning("the managed Python environment");
         let env = provision::python_env::ensure(&session.workspace.root, &options.python)

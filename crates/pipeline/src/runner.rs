@@ -2,7 +2,9 @@
 //! exit status, a well-formed result, outputs that exist and stay inside
 //! the output directory, nothing written beside it, inputs left untouched.
 //! Its stdout and stderr stream into the stage log; progress lines become
-//! events for the live display.
+//! events for the live display. A stage under the slurm executor runs the
+//! same way, wrapped in `srun` ([`crate::slurm`]); when its job fails the
+//! scheduler's verdict joins the failure and the job is cancelled.
 
 use std::collections::BTreeMap;
 use std::path::{Component, Path, PathBuf};
@@ -28,6 +30,8 @@ pub struct RunSpec {
     /// Input paths with the digests the cache key was computed from.
     pub input_digests: Vec<(String, PathBuf, String)>,
     pub timeout: Option<Duration>,
+    /// Run the stage as this Slurm job (else as a local child process).
+    pub slurm: Option<crate::slurm::SlurmJob>,
 }
 
 /// Why a stage run failed, with the tail of its log.
@@ -80,28 +84,46 @@ pub fn run(
         }
         None => true,
     };
-    let output = stage_api::stage_command(&spec.binary, &request_path, &spec.request)
+    let stage = stage_api::stage_command(&spec.binary, &request_path, &spec.request);
+    let command = match &spec.slurm {
+        Some(job) => job.srun(&stage, &spec.request.scratch_dir),
+        None => stage,
+    };
+    let ran = command
         .log_to(&spec.log_path)
         .no_capture()
         .tail_lines(TAIL_LINES)
         .timeout(spec.timeout)
-        .run_with_lines(&on_line)
-        .map_err(|e| match e {
-            ToolError::TimedOut { tail, .. } => StageFailure::new(
-                format!(
-                    "the stage ran longer than its limit of {} s and was stopped",
-                    spec.timeout.map(|t| t.as_secs()).unwrap_or_default()
-                ),
-                tail.lines().map(str::to_owned).collect(),
+        .run_with_lines(&on_line);
+    // A job whose srun ended without success may still be queued or running
+    // (srun timed out with its whole group): cancel it, and say what the
+    // scheduler recorded.
+    let scheduler = match &spec.slurm {
+        Some(job) if !ran.as_ref().is_ok_and(|o| o.status.success()) => {
+            job.cancel();
+            format!("; {}", job.describe_end())
+        }
+        _ => String::new(),
+    };
+    let output = ran.map_err(|e| match e {
+        ToolError::TimedOut { tail, .. } => StageFailure::new(
+            format!(
+                "the stage ran longer than its limit of {} s and was stopped{scheduler}",
+                spec.timeout.map(|t| t.as_secs()).unwrap_or_default()
             ),
-            ToolError::Log { .. } => fail(e.to_string()),
-            ToolError::Io { source, .. } => fail(format!("waiting for the stage failed: {source}")),
-            other => fail(format!("cannot start {}: {other}", spec.binary.display())),
-        })?;
+            tail.lines().map(str::to_owned).collect(),
+        ),
+        ToolError::Log { .. } => fail(e.to_string()),
+        ToolError::Io { source, .. } => fail(format!("waiting for the stage failed: {source}")),
+        other => fail(format!(
+            "cannot start {}: {other}{scheduler}",
+            spec.binary.display()
+        )),
+    })?;
     let tail_lines = || output.tail.clone();
     if !output.status.success() {
         return Err(StageFailure::new(
-            format!("the stage exited with {}", output.status),
+            format!("the stage exited with {}{scheduler}", output.status),
             tail_lines(),
         ));
     }
@@ -255,6 +277,7 @@ mod tests {
                 declared_outputs: vec!["model".to_owned()],
                 input_digests: vec![("data".to_owned(), input, digest)],
                 timeout: None,
+                slurm: None,
             };
             Fixture { dir, spec, db }
         }

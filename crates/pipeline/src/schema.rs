@@ -22,7 +22,7 @@ pub fn pipeline_schema(descriptions: &BTreeMap<String, StageDescription>) -> Val
             "type": "object",
             "additionalProperties": false,
             "properties": {
-                "kind": { "enum": ["local", "docker"] },
+                "kind": { "enum": crate::executor::Executor::NAMES },
                 "threads": { "type": "integer", "minimum": 1 },
                 "tool_timeout_secs": { "type": "integer", "minimum": 1 },
                 "timeout_secs": { "type": "integer", "minimum": 1 },
@@ -33,7 +33,32 @@ pub fn pipeline_schema(descriptions: &BTreeMap<String, StageDescription>) -> Val
                     "properties": {
                         "gpus": { "type": "boolean" },
                         "context": { "type": "string" },
-                        "image_prefix": { "type": "string" }
+                        "image_prefix": { "type": "string" },
+                        "shared_paths": {
+                            "type": "boolean",
+                            "description": "the engine's host sees the workspace and state directory at the same paths (required with a remote context)"
+                        }
+                    }
+                },
+                "slurm": {
+                    "type": "object",
+                    "additionalProperties": false,
+                    "properties": {
+                        "partition": { "type": "string" },
+                        "cpus": { "type": "integer", "minimum": 1 },
+                        "mem": {
+                            "type": ["string", "integer"],
+                            "pattern": "^[0-9]+([KMGTkmgt][Bb]?)?$",
+                            "description": "--mem: a size like 4G or 512M (a plain number is MiB)"
+                        },
+                        "gpus": { "type": "integer", "minimum": 0 },
+                        "time_limit": {
+                            "type": ["string", "integer"],
+                            "description": "--time: minutes, H:MM:SS or D-HH:MM:SS"
+                        },
+                        "account": { "type": "string" },
+                        "qos": { "type": "string" },
+                        "extra_args": { "type": "array", "items": { "type": "string", "pattern": "^-" } }
                     }
                 }
             }
