@@ -35,23 +35,36 @@ impl PythonScript {
     }
 
     /// Puts `dir` on the script's PYTHONPATH (after those added before), for
-    /// packages the script imports. Under the docker executor the workspace
-    /// is mounted at its own path, so a directory inside it is found there too.
+    /// packages the script imports. Locally the PYTHONPATH edgepipe was
+    /// started with follows them. Under the docker executor the workspace is
+    /// mounted at its own path, so a directory inside it is found there too;
+    /// the variable replaces any PYTHONPATH of the image, so images add their
+    /// paths with a `.pth` file instead.
     pub fn python_path(mut self, dir: impl Into<PathBuf>) -> Self {
         self.python_path.push(dir.into());
         self
     }
 
-    /// `PYTHONPATH=dir1:dir2` for the directories of [`Self::python_path`].
-    fn python_path_env(&self, workspace_root: &Path) -> Option<(String, String)> {
+    /// `PYTHONPATH=dir1:dir2[:inherited]` for the directories of
+    /// [`Self::python_path`]; `inherited` is the caller's own PYTHONPATH.
+    fn python_path_env(
+        &self,
+        workspace_root: &Path,
+        inherited: Option<&std::ffi::OsStr>,
+    ) -> Option<(String, String)> {
         if self.python_path.is_empty() {
             return None;
         }
-        let dirs: Vec<String> = self
+        let mut dirs: Vec<String> = self
             .python_path
             .iter()
             .map(|dir| workspace_root.join(dir).display().to_string())
             .collect();
+        dirs.extend(
+            inherited
+                .map(|paths| paths.to_string_lossy().into_owned())
+                .filter(|paths| !paths.is_empty()),
+        );
         Some(("PYTHONPATH".into(), dirs.join(":")))
     }
 
@@ -78,7 +91,11 @@ impl PythonScript {
         let request = ctx.request();
         let script = request.workspace_root.join(&self.path);
         let mut env = base_env();
-        env.extend(self.python_path_env(&request.workspace_root));
+        let inherited = match request.executor.kind {
+            ExecutorKind::Local => std::env::var_os("PYTHONPATH"),
+            ExecutorKind::Docker => None,
+        };
+        env.extend(self.python_path_env(&request.workspace_root, inherited.as_deref()));
         if let Some(threads) = request.executor.threads {
             env.push(("EDGEPIPE_THREADS".into(), threads.to_string()));
         }
@@ -153,7 +170,8 @@ impl PythonScript {
                 result.into(),
             ];
             let mut env = base_env();
-            env.extend(self.python_path_env(workspace_root));
+            let inherited = std::env::var_os("PYTHONPATH");
+            env.extend(self.python_path_env(workspace_root, inherited.as_deref()));
             Ok(local_command(python, argv, env)
                 .current_dir(work_dir)
                 .quiet())
@@ -239,14 +257,28 @@ mod tests {
             .python_path("crates/p/python")
             .python_path("/opt/lib/python");
         assert_eq!(
-            script.python_path_env(Path::new("/ws")),
+            script.python_path_env(Path::new("/ws"), None),
             Some((
                 "PYTHONPATH".to_owned(),
                 "/ws/crates/p/python:/opt/lib/python".to_owned()
             ))
         );
         assert_eq!(
-            PythonScript::new("x.py").python_path_env(Path::new("/ws")),
+            script.python_path_env(Path::new("/ws"), Some("/home/u/lib".as_ref())),
+            Some((
+                "PYTHONPATH".to_owned(),
+                "/ws/crates/p/python:/opt/lib/python:/home/u/lib".to_owned()
+            ))
+        );
+        assert_eq!(
+            script.python_path_env(Path::new("/ws"), Some("".as_ref())),
+            Some((
+                "PYTHONPATH".to_owned(),
+                "/ws/crates/p/python:/opt/lib/python".to_owned()
+            ))
+        );
+        assert_eq!(
+            PythonScript::new("x.py").python_path_env(Path::new("/ws"), None),
             None
         );
     }
