@@ -31,6 +31,8 @@ def locate(graph_path=None):
     otherwise the graph comes from the installed teacher package.
     """
     if graph_path is not None:
+        if not os.path.isfile(graph_path):
+            raise TeacherError(f"{graph_path}: the teacher graph does not exist or is not a file")
         return {"package": None, "version": None, "path": graph_path,
                 "sha256": sha256_of(graph_path)}
     import importlib.metadata
