@@ -16,8 +16,7 @@ ARG MODELS_REF=v1.13.0
 ARG MODELS_SHA256=
 
 ENV DEBIAN_FRONTEND=noninteractive \
-    PYTHONUNBUFFERED=1 \
-    PYTHONPATH=/opt/models/research:/opt/models/research/slim
+    PYTHONUNBUFFERED=1
 
 RUN apt-get update \
  && apt-get install -y --no-install-recommends protobuf-compiler wget ca-certificates \
@@ -26,6 +25,12 @@ RUN apt-get update \
 RUN pip install --no-cache-dir \
       Cython==0.29.36 contextlib2==0.6.0.post1 pillow==8.4.0 lxml==4.9.3 \
       matplotlib==3.3.4 pycocotools==2.0.6 tf_slim==1.1.0
+
+# The OD API's import path, as a .pth file rather than PYTHONPATH: stage
+# scripts run with PYTHONPATH set to edgepipe's own package, which would
+# replace the image's.
+RUN printf '/opt/models/research\n/opt/models/research/slim\n' \
+      > "$(python -c 'import site; print(site.getsitepackages()[0])')/odapi.pth"
 
 RUN wget -q -O /tmp/models.tar.gz "https://github.com/tensorflow/models/archive/refs/tags/${MODELS_REF}.tar.gz" \
  && if [ -n "${MODELS_SHA256}" ]; then echo "${MODELS_SHA256}  /tmp/models.tar.gz" | sha256sum -c -; fi \

@@ -4,8 +4,8 @@
 
 use std::process::ExitCode;
 
-use crate::delegate::{PassThrough, run_release_binary};
+use crate::delegate::{PassThrough, run_bench};
 
 pub fn run(args: PassThrough) -> anyhow::Result<ExitCode> {
-    run_release_binary("stage-dataset", "bench-tfrecord", args.args)
+    run_bench("stage-dataset", "bench-tfrecord", args.args)
 }

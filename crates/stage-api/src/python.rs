@@ -19,6 +19,9 @@ pub struct PythonScript {
     path: PathBuf,
     /// Image used by the docker executor (`dockerfiles/<image>.Dockerfile`).
     image: Option<String>,
+    /// Directories put on PYTHONPATH, in order (relative ones resolved
+    /// against the workspace root, like the script).
+    python_path: Vec<PathBuf>,
 }
 
 impl PythonScript {
@@ -27,7 +30,42 @@ impl PythonScript {
         Self {
             path: relative.into(),
             image: None,
+            python_path: Vec::new(),
         }
+    }
+
+    /// Puts `dir` on the script's PYTHONPATH (after those added before), for
+    /// packages the script imports. Locally the PYTHONPATH edgepipe was
+    /// started with follows them. Under the docker executor the workspace is
+    /// mounted at its own path, so a directory inside it is found there too;
+    /// the variable replaces any PYTHONPATH of the image, so images add their
+    /// paths with a `.pth` file instead.
+    pub fn python_path(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.python_path.push(dir.into());
+        self
+    }
+
+    /// `PYTHONPATH=dir1:dir2[:inherited]` for the directories of
+    /// [`Self::python_path`]; `inherited` is the caller's own PYTHONPATH.
+    fn python_path_env(
+        &self,
+        workspace_root: &Path,
+        inherited: Option<&std::ffi::OsStr>,
+    ) -> Option<(String, String)> {
+        if self.python_path.is_empty() {
+            return None;
+        }
+        let mut dirs: Vec<String> = self
+            .python_path
+            .iter()
+            .map(|dir| workspace_root.join(dir).display().to_string())
+            .collect();
+        dirs.extend(
+            inherited
+                .map(|paths| paths.to_string_lossy().into_owned())
+                .filter(|paths| !paths.is_empty()),
+        );
+        Some(("PYTHONPATH".into(), dirs.join(":")))
     }
 
     /// The image the script runs in under the docker executor.
@@ -53,6 +91,11 @@ impl PythonScript {
         let request = ctx.request();
         let script = request.workspace_root.join(&self.path);
         let mut env = base_env();
+        let inherited = match request.executor.kind {
+            ExecutorKind::Local => std::env::var_os("PYTHONPATH"),
+            ExecutorKind::Docker => None,
+        };
+        env.extend(self.python_path_env(&request.workspace_root, inherited.as_deref()));
         if let Some(threads) = request.executor.threads {
             env.push(("EDGEPIPE_THREADS".into(), threads.to_string()));
         }
@@ -126,7 +169,10 @@ impl PythonScript {
                 request.into(),
                 result.into(),
             ];
-            Ok(local_command(python, argv, base_env())
+            let mut env = base_env();
+            let inherited = std::env::var_os("PYTHONPATH");
+            env.extend(self.python_path_env(workspace_root, inherited.as_deref()));
+            Ok(local_command(python, argv, env)
                 .current_dir(work_dir)
                 .quiet())
         })
@@ -199,4 +245,41 @@ fn local_command(
         .args(argv)
         .envs(env)
         .env("PATH", path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn python_path_lists_directories_in_order_resolved_against_the_workspace() {
+        let script = PythonScript::new("crates/s/python/x.py")
+            .python_path("crates/p/python")
+            .python_path("/opt/lib/python");
+        assert_eq!(
+            script.python_path_env(Path::new("/ws"), None),
+            Some((
+                "PYTHONPATH".to_owned(),
+                "/ws/crates/p/python:/opt/lib/python".to_owned()
+            ))
+        );
+        assert_eq!(
+            script.python_path_env(Path::new("/ws"), Some("/home/u/lib".as_ref())),
+            Some((
+                "PYTHONPATH".to_owned(),
+                "/ws/crates/p/python:/opt/lib/python:/home/u/lib".to_owned()
+            ))
+        );
+        assert_eq!(
+            script.python_path_env(Path::new("/ws"), Some("".as_ref())),
+            Some((
+                "PYTHONPATH".to_owned(),
+                "/ws/crates/p/python:/opt/lib/python".to_owned()
+            ))
+        );
+        assert_eq!(
+            PythonScript::new("x.py").python_path_env(Path::new("/ws"), None),
+            None
+        );
+    }
 }

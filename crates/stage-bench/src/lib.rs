@@ -36,9 +36,10 @@
 //! outputs; statistics, detections and COCO accuracy are computed here with
 //! the local bench's code, and `bench.json` names the device.
 //!
-//! Binaries: `stage-bench` (the stage), `bench-harness` (our loop against a
-//! plain Python `ai_edge_litert` loop) and `bench-map` (our COCO evaluation
-//! against pycocotools on a large synthetic set).
+//! Binary: `stage-bench` (the stage). Benchmarks (`benches/`, outside the
+//! stage's source hash): `bench-harness` (our loop against a plain Python
+//! `ai_edge_litert` loop) and `bench-map` (our COCO evaluation against
+//! pycocotools on a large synthetic set).
 
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 

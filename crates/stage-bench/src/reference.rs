@@ -1,12 +1,12 @@
 //! The Python references the benchmarks and tests compare against:
-//! pycocotools (`python/coco_reference.py`) and a plain `ai_edge_litert`
-//! interpreter loop (`python/litert_loop.py`), run in the managed
-//! environment with a JSON request and a JSON result.
+//! pycocotools (`tests/python/coco_reference.py`, dev-only) and a plain
+//! `ai_edge_litert` interpreter loop (`python/litert_loop.py`, which the
+//! stage also runs on an Edge TPU), run in the managed environment with a
+//! JSON request and a JSON result.
 
 use std::path::{Path, PathBuf};
 
 use serde_json::{Value, json};
-use stage_api::PythonScript;
 
 use coco_eval::{Detection, GroundTruth};
 
@@ -37,7 +37,15 @@ pub fn find_python() -> Option<PathBuf> {
     provision::python_env::locate(&workspace_root()).map(|env| env.python)
 }
 
-/// Runs `crates/stage-bench/python/<script>` on `request` in `work_dir`.
+/// The plain LiteRT interpreter loop (a stage script).
+pub const LITERT_LOOP: &str = "python/litert_loop.py";
+/// The pycocotools evaluation (dev-only).
+pub const COCO_REFERENCE: &str = "tests/python/coco_reference.py";
+/// The tiny SSD detectors of the tests (dev-only).
+pub const MAKE_SSD_FIXTURE: &str = "tests/python/make_ssd_fixture.py";
+
+/// Runs `crates/stage-bench/<script>` (one of the paths above) on `request`
+/// in `work_dir`.
 pub fn run_script(
     python: &Path,
     script: &str,
@@ -45,7 +53,7 @@ pub fn run_script(
     work_dir: &Path,
 ) -> Result<Value, ReferenceError> {
     Ok(
-        PythonScript::new(Path::new("crates/stage-bench/python").join(script)).run_with(
+        stage_python::script(Path::new("crates/stage-bench").join(script)).run_with(
             python,
             &workspace_root(),
             work_dir,
@@ -76,9 +84,9 @@ pub fn pycocotools(
         .map(|d| json!({"image_id": d.image_id, "category_id": d.category_id, "bbox": d.bbox, "score": d.score}))
         .collect();
     let request = json!({"images": image_ids, "categories": category_ids, "annotations": annotations, "detections": dets});
-    let result = run_script(python, "coco_reference.py", &request, work_dir)?;
+    let result = run_script(python, COCO_REFERENCE, &request, work_dir)?;
     let bad = |detail: &str| ReferenceError::BadResult {
-        script: "coco_reference.py".into(),
+        script: COCO_REFERENCE.into(),
         detail: detail.into(),
     };
     let stats: Vec<f64> = result

@@ -7,9 +7,7 @@ use std::time::Instant;
 use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::Value;
-use stage_api::{
-    InputSpec, OutputSpec, PythonScript, Stage, StageContext, StageError, StageResult,
-};
+use stage_api::{InputSpec, OutputSpec, Stage, StageContext, StageError, StageResult};
 
 use crate::detections::{self, CocoResult, ModelDetection};
 use crate::edgetpu;
@@ -798,7 +796,7 @@ fn edgetpu_latency(
         "delegate": edgetpu::EDGETPU_LIBRARY,
     });
     let result =
-        PythonScript::new("crates/stage-bench/python/litert_loop.py").run(ctx, &request)?;
+        stage_python::script("crates/stage-bench/python/litert_loop.py").run(ctx, &request)?;
     let samples: Vec<f64> = result
         .get("samples_ms")
         .and_then(Value::as_array)

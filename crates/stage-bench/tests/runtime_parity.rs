@@ -10,13 +10,13 @@ use coco_eval::synthetic::Rng;
 use serde_json::json;
 use stage_bench::model_io::{InputKind, ModelIo};
 use stage_bench::preprocess::{InputData, resize_bilinear};
-use stage_bench::reference::run_script;
+use stage_bench::reference::{LITERT_LOOP, run_script};
 use stage_bench::runtime::LiteRtRunner;
 use stage_test_support::{require_python, workspace_root};
 
 fn testdata(name: &str) -> PathBuf {
     workspace_root()
-        .join("crates/stage-bench/testdata")
+        .join("crates/stage-bench/tests/testdata")
         .join(name)
 }
 
@@ -81,7 +81,7 @@ fn outputs_match_the_python_interpreter() {
     std::fs::write(&inputs_path, raw).unwrap();
     let request = json!({"model": model, "threads": 1, "inputs": inputs_path,
                          "warmup_runs": 0, "num_runs": 0, "dump_outputs": 3});
-    let result = run_script(&python, "litert_loop.py", &request, dir.path()).unwrap();
+    let result = run_script(&python, LITERT_LOOP, &request, dir.path()).unwrap();
     let theirs = result["outputs"].as_array().unwrap();
     assert_eq!(theirs.len(), 3);
     for (image, (mine, python_outputs)) in ours.iter().zip(theirs).enumerate() {

@@ -21,7 +21,7 @@ use stage_api::Stage;
 use stage_bench::detections::CocoResult;
 use stage_bench::model_io::ModelIo;
 use stage_bench::preprocess::{self, InputData, Normalization};
-use stage_bench::reference::{pycocotools, run_script};
+use stage_bench::reference::{LITERT_LOOP, pycocotools, run_script};
 use stage_bench::results::BenchResults;
 use stage_bench::runtime::LiteRtRunner;
 use stage_bench::stage::BenchStage;
@@ -244,7 +244,7 @@ fn ssd_outputs_match_the_python_interpreter() {
     )
     .unwrap();
     let request = json!({"model": fx.int8, "threads": 1, "inputs": inputs_path, "warmup_runs": 0, "num_runs": 0, "dump_outputs": 2});
-    let python = run_script(&fx.python, "litert_loop.py", &request, dir.path()).unwrap();
+    let python = run_script(&fx.python, LITERT_LOOP, &request, dir.path()).unwrap();
     for (n, input) in inputs.iter().enumerate() {
         runner.set_input(input).unwrap();
         runner.invoke().unwrap();
@@ -282,7 +282,7 @@ fn edgetpu_model_without_a_device_reports_no_device() {
         return;
     }
     let model = workspace_root()
-        .join("crates/stage-bench/testdata/mobilenet_v1_0.25_128_quant_edgetpu.tflite");
+        .join("crates/stage-bench/tests/testdata/mobilenet_v1_0.25_128_quant_edgetpu.tflite");
     let report_dir = tempfile::tempdir().unwrap();
     let report = report_dir.path().join("edgetpu.json");
     std::fs::write(

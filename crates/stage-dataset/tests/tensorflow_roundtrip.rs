@@ -77,9 +77,10 @@ fn records_round_trip_through_tensorflow() {
     let request = json!({"shards": shards, "tf_written": tf_written});
     std::fs::write(&request_path, request.to_string()).unwrap();
     ToolCommand::new(&python)
-        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("python/tf_roundtrip.py"))
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python/tf_roundtrip.py"))
         .arg(&request_path)
         .arg(&result_path)
+        .env("PYTHONPATH", stage_python::package_dir())
         .env("PROTOCOL_BUFFERS_PYTHON_IMPLEMENTATION", "python")
         .env("TF_CPP_MIN_LOG_LEVEL", "2")
         .timeout(Some(Duration::from_secs(300)))

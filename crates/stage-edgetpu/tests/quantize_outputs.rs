@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 use serde_json::{Value, json};
-use stage_api::{PythonScript, Stage, StageContext};
+use stage_api::{Stage, StageContext};
 use stage_edgetpu::{Analysis, PredictOptions, analyze, lint};
 use stage_quantize::QuantizeStage;
 use stage_test_support::{StageTest, require_python};
@@ -39,12 +39,13 @@ fn fixtures(python: &Path) -> &'static Fixtures {
     FIXTURES.get_or_init(|| {
         let dir = tempfile::tempdir().unwrap();
         let ctx = context(python, &dir.path().join("make"), json!({}), &[]);
-        let result = PythonScript::new("crates/stage-quantize/python/make_test_fixtures.py")
-            .run(
-                &ctx,
-                &json!({ "output_dir": dir.path().join("fixtures"), "num_images": 4 }),
-            )
-            .unwrap();
+        let result =
+            stage_python::script("crates/stage-quantize/tests/python/make_test_fixtures.py")
+                .run(
+                    &ctx,
+                    &json!({ "output_dir": dir.path().join("fixtures"), "num_images": 4 }),
+                )
+                .unwrap();
         let path = |key: &str| PathBuf::from(result[key].as_str().unwrap());
         Fixtures {
             saved_model_export: path("saved_model_export"),

@@ -15,39 +15,29 @@ one for every post-training mode of the quantize stage.
 argv: python export_keras.py request.json result.json
 request: {"checkpoint": prefix path, "arch": {...}, "quantization_aware": bool,
           "weight_bits": 8, "activation_bits": 8, "output": path of tflite_graph.pb,
-          "max_detections": N, "score_threshold": f, "iou_threshold": f,
-          "model_python_dir": dir holding keras_ssdlite.py}
+          "max_detections": N, "score_threshold": f, "iou_threshold": f}
 result:  {"input": {...}, "outputs": [...], "op_counts": {...},
           "fake_quant_ops": K, "postprocess": true, "num_anchors": A}
 """
 
 import collections
-import json
 import os
-import sys
 
-PROGRESS = "edgepipe::progress "
+from edgepipe_stage import ScriptError, progress, run
+
 INPUT_NAME = "normalized_input_image_tensor"
 POSTPROCESS = "TFLite_Detection_PostProcess"
 
 
-def progress(message):
-    sys.stderr.write(PROGRESS + json.dumps({"done": 0, "total": None, "message": message}) + "\n")
-    sys.stderr.flush()
-
-
-def main():
-    with open(sys.argv[1]) as f:
-        request = json.load(f)
-    sys.path.insert(0, request["model_python_dir"])
-    import keras_ssdlite as ssd
+def main(request):
     import tensorflow as tf
+    from edgepipe_stage import keras_ssdlite as ssd
     from tensorflow.python.framework import convert_to_constants
 
     arch = request["arch"]
     size, num_classes = arch["input_size"], arch["num_classes"]
     quantization_aware = bool(request.get("quantization_aware", True))
-    progress("rebuilding the model")
+    progress(0, None, "rebuilding the model")
     model, feature_sizes = ssd.build(arch)
     scheme = request.get("quantization_scheme") or "per_tensor"
     if quantization_aware:
@@ -66,7 +56,7 @@ def main():
                 scores, min=0.0, max=1.0, num_bits=request["activation_bits"])
         return tf.identity(boxes), tf.identity(scores)
 
-    progress("freezing the graph")
+    progress(0, None, "freezing the graph")
     frozen = convert_to_constants.convert_variables_to_constants_v2(serve.get_concrete_function())
     graph_def = frozen.graph.as_graph_def()
     # Stable names for the head outputs, as the TF1 exporter writes them.
@@ -105,9 +95,9 @@ def main():
     placeholder = [n.name for n in graph_def.node if n.op == "Placeholder"]
     fake_quant = sum(v for k, v in counts.items() if k.startswith("FakeQuant"))
     if quantization_aware and fake_quant == 0:
-        raise SystemExit("the exported graph has no FakeQuant ops; the checkpoint is not quantization-aware")
+        raise ScriptError("the exported graph has no FakeQuant ops; the checkpoint is not quantization-aware")
     if not quantization_aware and fake_quant:
-        raise SystemExit(f"a float checkpoint exported {fake_quant} FakeQuant ops; its train.json "
+        raise ScriptError(f"a float checkpoint exported {fake_quant} FakeQuant ops; its train.json "
                          "says it is not quantization-aware")
     result = {
         "input": {"name": placeholder[0] if placeholder else INPUT_NAME,
@@ -118,9 +108,8 @@ def main():
         "postprocess": counts.get(POSTPROCESS, 0) == 1,
         "num_anchors": int(anchor_boxes.shape[0]),
     }
-    with open(sys.argv[2], "w") as f:
-        json.dump(result, f, indent=2)
+    return result
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

@@ -12,18 +12,12 @@ experimental_implements="TFLite_Detection_PostProcess", which the TFLite
 converter turns into the custom op.
 """
 
-import json
 import os
-import sys
 import time
 
-PROGRESS = "edgepipe::progress "
+from edgepipe_stage import ScriptError, progress, run
+
 POSTPROCESS = "TFLite_Detection_PostProcess"
-
-
-def progress(message):
-    sys.stderr.write(PROGRESS + json.dumps({"done": 0, "total": None, "message": message}) + "\n")
-    sys.stderr.flush()
 
 
 def read_saved_model(saved_model_dir):
@@ -37,7 +31,7 @@ def serving_signature(saved_model_dir):
     for meta in read_saved_model(saved_model_dir).meta_graphs:
         if "serving_default" in meta.signature_def:
             return meta.signature_def["serving_default"]
-    raise SystemExit(f"{saved_model_dir} has no serving_default signature")
+    raise ScriptError(f"{saved_model_dir} has no serving_default signature")
 
 
 def has_postprocess(saved_model_dir):
@@ -55,9 +49,7 @@ def has_postprocess(saved_model_dir):
     return False
 
 
-def main():
-    with open(sys.argv[1]) as f:
-        request = json.load(f)
+def main(request):
     import tensorflow as tf
     from google.protobuf import text_format
     from object_detection import export_tflite_graph_lib_tf2
@@ -66,7 +58,7 @@ def main():
     config = pipeline_pb2.TrainEvalPipelineConfig()
     with open(request["pipeline_config"]) as f:
         text_format.Merge(f.read(), config)
-    progress("exporting the SSD graph with the TFLite post-process")
+    progress(0, None, "exporting the SSD graph with the TFLite post-process")
     started = time.time()
     export_tflite_graph_lib_tf2.export_tflite_model(
         config,
@@ -80,7 +72,7 @@ def main():
     # Read the signature from the proto: loading the SavedModel would re-trace it.
     signature = serving_signature(saved_model_dir)
     if len(signature.inputs) != 1:
-        raise SystemExit(f"expected one input in the serving signature, found {len(signature.inputs)}")
+        raise ScriptError(f"expected one input in the serving signature, found {len(signature.inputs)}")
     (input_key, spec), = signature.inputs.items()
     outputs = sorted(signature.outputs.keys())
     result = {
@@ -94,10 +86,9 @@ def main():
         "export_seconds": seconds,
     }
     if not result["postprocess"]:
-        raise SystemExit(f"the exported SavedModel has no {POSTPROCESS} function")
-    with open(sys.argv[2], "w") as f:
-        json.dump(result, f, indent=2)
+        raise ScriptError(f"the exported SavedModel has no {POSTPROCESS} function")
+    return result
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

@@ -42,8 +42,8 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use stage_api::{
-    DockerRun, ExecutorKind, InputSpec, OutputSpec, PythonScript, Stage, StageContext, StageError,
-    StageResult, dockerfile_image,
+    DockerRun, ExecutorKind, InputSpec, OutputSpec, Stage, StageContext, StageError, StageResult,
+    dockerfile_image,
 };
 use stage_train::checkpoint_manifest::{CheckpointManifest, QuantScheme, Trainer};
 
@@ -51,7 +51,6 @@ mod tf1;
 
 const EXPORT_TF2_SCRIPT: &str = "crates/stage-export/python/export_tf2.py";
 const EXPORT_KERAS_SCRIPT: &str = "crates/stage-export/python/export_keras.py";
-const MODEL_PYTHON_DIR: &str = "crates/stage-train/python";
 const EXPORTED_DIR: &str = "exported";
 const POSTPROCESS: &str = "TFLite_Detection_PostProcess";
 
@@ -130,7 +129,7 @@ impl Stage for ExportStage {
                     "checkpoint_dir": checkpoint_dir, "output_dir": out_dir,
                     "max_detections": max_detections, "use_regular_nms": params.use_regular_nms,
                 });
-                let out = PythonScript::new(EXPORT_TF2_SCRIPT)
+                let out = stage_python::script(EXPORT_TF2_SCRIPT)
                     .in_image("odapi-tf2")
                     .run(ctx, &request)?;
                 ("saved_model", out)
@@ -150,9 +149,8 @@ impl Stage for ExportStage {
                     "activation_bits": manifest.activation_bits.unwrap_or(8),
                     "output": out_dir.join("tflite_graph.pb"), "max_detections": max_detections,
                     "score_threshold": params.score_threshold, "iou_threshold": params.iou_threshold,
-                    "model_python_dir": ctx.workspace_root().join(MODEL_PYTHON_DIR),
                 });
-                let out = PythonScript::new(EXPORT_KERAS_SCRIPT)
+                let out = stage_python::script(EXPORT_KERAS_SCRIPT)
                     .in_image("odapi-tf2")
                     .run(ctx, &request)?;
                 ("frozen_graph", out)

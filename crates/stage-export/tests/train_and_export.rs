@@ -24,9 +24,10 @@ fn tiny_records(python: &Path, dir: &Path) -> PathBuf {
     )
     .unwrap();
     ToolCommand::new(python)
-        .arg(workspace_root().join("crates/stage-train/python/make_tiny_records.py"))
+        .arg(workspace_root().join("crates/stage-export/tests/python/make_tiny_records.py"))
         .arg(&request)
         .arg(dir.join("records.result.json"))
+        .env("PYTHONPATH", stage_python::package_dir())
         .quiet()
         .run()
         .unwrap();

@@ -13,22 +13,14 @@ Runs with TF 2.x for every mode and with TF 1.15 (the TOCO image) for
 functions that need them.
 """
 
-import json
 import os
-import sys
 import time
 
-PROGRESS = "edgepipe::progress "
+from edgepipe_stage import ScriptError, progress, run
 
 
-class QuantizeError(Exception):
+class QuantizeError(ScriptError):
     """A problem with the inputs, reported without a traceback."""
-
-
-def progress(done, total, message):
-    line = json.dumps({"done": done, "total": total, "message": message})
-    sys.stderr.write(PROGRESS + line + "\n")
-    sys.stderr.flush()
 
 
 # ---------------------------------------------------------------- analysis
@@ -332,22 +324,13 @@ def convert(request, warnings):
     }
 
 
-def main(argv):
-    if len(argv) != 3:
-        sys.exit("usage: quantize.py REQUEST.json RESULT.json")
-    with open(argv[1]) as f:
-        request = json.load(f)
+def main(request):
     warnings = []
-    try:
-        result = convert(request, warnings)
-        result["analysis"] = analyze(request["output_path"])
-    except QuantizeError as err:
-        sys.stderr.write(f"error: {err}\n")
-        sys.exit(1)
+    result = convert(request, warnings)
+    result["analysis"] = analyze(request["output_path"])
     result["warnings"] = warnings
-    with open(argv[2], "w") as f:
-        json.dump(result, f, indent=1)
+    return result
 
 
 if __name__ == "__main__":
-    main(sys.argv)
+    run(main)

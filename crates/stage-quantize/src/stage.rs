@@ -383,7 +383,7 @@ fn script_for(mode: Mode) -> PythonScript {
     } else {
         "odapi-tf2"
     };
-    PythonScript::new(SCRIPT).in_image(image)
+    stage_python::script(SCRIPT).in_image(image)
 }
 
 fn run_script(

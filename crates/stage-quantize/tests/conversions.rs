@@ -9,7 +9,7 @@ use std::sync::OnceLock;
 use std::time::Instant;
 
 use serde_json::{Value, json};
-use stage_api::{PythonScript, Stage, StageContext, StageError, StageResult};
+use stage_api::{Stage, StageContext, StageError, StageResult};
 use stage_quantize::QuantizeStage;
 use stage_quantize::analysis::DETECTION_POSTPROCESS;
 use stage_quantize::mode_check::{Expectation, check};
@@ -46,12 +46,13 @@ fn fixtures(python: &Path) -> &'static Fixtures {
         let dir = tempfile::tempdir().unwrap();
         let (ctx, _ctx_dir) = context(python, json!({}), &[]);
         let started = Instant::now();
-        let result = PythonScript::new("crates/stage-quantize/python/make_test_fixtures.py")
-            .run(
-                &ctx,
-                &json!({ "output_dir": dir.path().join("fixtures"), "num_images": 6 }),
-            )
-            .unwrap();
+        let result =
+            stage_python::script("crates/stage-quantize/tests/python/make_test_fixtures.py")
+                .run(
+                    &ctx,
+                    &json!({ "output_dir": dir.path().join("fixtures"), "num_images": 6 }),
+                )
+                .unwrap();
         eprintln!("fixtures built in {:.1} s", started.elapsed().as_secs_f64());
         let path = |key: &str| PathBuf::from(result[key].as_str().unwrap());
         Fixtures {

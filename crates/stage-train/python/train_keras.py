@@ -1,4 +1,4 @@
-"""Trains the Keras SSDLite (keras_ssdlite.py): float, or quantization-aware.
+"""Trains the Keras SSDLite (edgepipe_stage.keras_ssdlite): float, or quantization-aware.
 
 argv: python train_keras.py request.json result.json
 request: {"model_dir": path, "train_records": glob, "arch": {...},
@@ -37,23 +37,14 @@ starts, as the TF1 rewriter's freeze_bn_delay does: the small batches of a
 CPU fine-tune give noisy batch statistics that inference never sees.
 """
 
-import json
 import math
 import os
-import sys
 import time
 
-import keras_ssdlite as ssd
 import teacher_weights
 import tensorflow as tf
-
-PROGRESS = "edgepipe::progress "
-
-
-def progress(done, total, message):
-    line = json.dumps({"done": done, "total": total, "message": message})
-    sys.stderr.write(PROGRESS + line + "\n")
-    sys.stderr.flush()
+from edgepipe_stage import ScriptError, progress, run, teacher
+from edgepipe_stage import keras_ssdlite as ssd
 
 
 def dataset(request, anchor_boxes):
@@ -62,7 +53,7 @@ def dataset(request, anchor_boxes):
     num_classes = arch["num_classes"]
     files = tf.io.gfile.glob(request["train_records"])
     if not files:
-        raise SystemExit(f"no training records match {request['train_records']}")
+        raise ScriptError(f"no training records match {request['train_records']}")
     features = {
         "image/encoded": tf.io.FixedLenFeature([], tf.string),
         "image/object/bbox/ymin": tf.io.VarLenFeature(tf.float32),
@@ -128,19 +119,19 @@ def initialize(model, request):
         try:
             status.assert_existing_objects_matched()
         except AssertionError as err:
-            raise SystemExit(f"init: checkpoint: {prefix} does not fit this model: {err}")
+            raise ScriptError(f"init: checkpoint: {prefix} does not fit this model: {err}")
         status.expect_partial()
         return f"checkpoint {os.path.basename(prefix)}", {"checkpoint": prefix}
     progress(0, request["steps"], "loading the teacher's weights")
     try:
-        teacher = teacher_weights.locate()
-        graph = teacher_weights.read_graph(teacher["path"])
+        found = teacher.locate()
+        graph = teacher.read_graph(found["path"])
         loaded = teacher_weights.load(model, graph)
-    except teacher_weights.TeacherError as err:
-        raise SystemExit(f"init: teacher: {err}")
+    except teacher.TeacherError as err:
+        raise ScriptError(f"init: teacher: {err}") from None
     progress(0, request["steps"], "checking the loaded model against the teacher")
-    detail = dict(teacher, **loaded, **teacher_weights.fidelity(model, request["arch"], graph))
-    label = f"teacher {teacher['package']} {teacher['version']} (sha256 {teacher['sha256'][:12]})"
+    detail = dict(found, **loaded, **teacher_weights.fidelity(model, request["arch"], graph))
+    label = f"teacher {found['package']} {found['version']} (sha256 {found['sha256'][:12]})"
     return label, detail
 
 
@@ -224,9 +215,7 @@ def count_fake_quant(model):
     return sum(1 for layer in model.layers if "Quantize" in type(layer).__name__), sorted(names)
 
 
-def main():
-    with open(sys.argv[1]) as f:
-        request = json.load(f)
+def main(request):
     threads = int(request.get("threads") or 0)
     if threads:
         tf.config.threading.set_intra_op_parallelism_threads(threads)
@@ -295,7 +284,7 @@ def main():
         value = float(step_fn(*next(data)))
         times.append(time.time() - t0)
         if not math.isfinite(value):
-            raise SystemExit(f"loss became {value} at step {step}; lower learning_rate.base")
+            raise ScriptError(f"loss became {value} at step {step}; lower learning_rate.base")
         losses.append([step, value])
         recent = times[-5:]
         per_step = sum(recent) / len(recent)
@@ -303,7 +292,7 @@ def main():
         eta = per_step * (steps - step)
         progress(step, steps, f"loss {value:.4f}, {1.0 / max(per_step, 1e-9):.2f} steps/s, ETA {eta:.0f} s{suffix}")
     if quantization and quantized_from is None:
-        raise SystemExit("quantization delay reached no step; fake-quantization never ran")
+        raise ScriptError("quantization delay reached no step; fake-quantization never ran")
     os.makedirs(request["model_dir"], exist_ok=True)
     prefix = os.path.join(request["model_dir"], f"ckpt-{steps}")
     tf.train.Checkpoint(model=model).write(prefix)
@@ -330,9 +319,8 @@ def main():
         "num_anchors": int(anchor_boxes.shape[0]),
         "feature_sizes": feature_sizes,
     }
-    with open(sys.argv[2], "w") as f:
-        json.dump(result, f, indent=2)
+    return result
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

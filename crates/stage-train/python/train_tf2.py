@@ -13,20 +13,12 @@ each step's loss can stream as an `edgepipe::progress` line; evaluation is one
 pass over at most K val examples (never the 300 s checkpoint wait).
 """
 
-import json
 import logging
 import os
 import re
-import sys
 import time
 
-PROGRESS = "edgepipe::progress "
-
-
-def progress(done, total, message):
-    line = json.dumps({"done": done, "total": total, "message": message})
-    sys.stderr.write(PROGRESS + line + "\n")
-    sys.stderr.flush()
+from edgepipe_stage import ScriptError, progress, run
 
 
 class StepWatcher(logging.Handler):
@@ -98,7 +90,7 @@ def train(request, tf):
     logging.getLogger("tensorflow").removeHandler(watcher)
     latest = tf.train.latest_checkpoint(request["model_dir"])
     if latest is None:
-        raise SystemExit(f"training finished but wrote no checkpoint in {request['model_dir']}")
+        raise ScriptError(f"training finished but wrote no checkpoint in {request['model_dir']}")
     times = [t for step, t in watcher.step_times if step > 1]
     return {
         "checkpoint_prefix": os.path.basename(latest),
@@ -144,17 +136,14 @@ def evaluate(request, tf, checkpoint_prefix):
     }
 
 
-def main():
-    with open(sys.argv[1]) as f:
-        request = json.load(f)
+def main(request):
     tf = configure(request)
     result = train(request, tf)
     result["eval"] = None
     if int(request.get("eval_examples") or 0) > 0:
         result["eval"] = evaluate(request, tf, result["checkpoint_prefix"])
-    with open(sys.argv[2], "w") as f:
-        json.dump(result, f, indent=2)
+    return result
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

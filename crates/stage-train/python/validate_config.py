@@ -7,9 +7,7 @@ result:  {"ok": true, "num_classes": N, ...} or
 A parse error is a result, not a crash: the Rust side quotes the line.
 """
 
-import json
-import sys
-
+from edgepipe_stage import run
 from google.protobuf import text_format
 from object_detection.protos import pipeline_pb2
 
@@ -39,13 +37,9 @@ def validate(path):
     return result
 
 
-def main():
-    with open(sys.argv[1]) as f:
-        request = json.load(f)
-    result = validate(request["config"])
-    with open(sys.argv[2], "w") as f:
-        json.dump(result, f)
+def main(request):
+    return validate(request["config"])
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

@@ -17,9 +17,10 @@
 //!   iteration so each step's loss streams as a progress line;
 //! * `odapi-tf2` with `quantization`: the TF2 OD API ignores
 //!   `graph_rewriter`, so a functional Keras SSDLite-MobileNetV2
-//!   (`python/keras_ssdlite.py`) trains float for `delay` steps and then with
-//!   tensorflow-model-optimization fake-quantization (per-tensor, as TOCO
-//!   needs); the stage warns that it did so and never trains float silently;
+//!   (`edgepipe_stage.keras_ssdlite` of the `stage-python` crate) trains
+//!   float for `delay` steps and then with tensorflow-model-optimization
+//!   fake-quantization (per-tensor, as TOCO needs); the stage warns that it
+//!   did so and never trains float silently;
 //! * `odapi-tf1` (Docker only): `model_main.py` in the TF 1.15 image, QAT via
 //!   the config's `graph_rewriter`.
 

@@ -5,8 +5,8 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{Value, json};
 use stage_api::{
-    DockerRun, ExecutorKind, InputSpec, OutputSpec, PythonScript, Stage, StageContext, StageError,
-    StageResult, dockerfile_image,
+    DockerRun, ExecutorKind, InputSpec, OutputSpec, Stage, StageContext, StageError, StageResult,
+    dockerfile_image,
 };
 
 use crate::backend::{self, Plan};
@@ -114,7 +114,7 @@ impl Stage for TrainStage {
                     "checkpoint_every": params.checkpoint_every.min(params.steps), "seed": params.seed,
                     "threads": threads, "eval_examples": params.eval_examples,
                 });
-                let out = PythonScript::new(backend::TRAIN_TF2_SCRIPT)
+                let out = stage_python::script(backend::TRAIN_TF2_SCRIPT)
                     .in_image("odapi-tf2")
                     .run(ctx, &request)?;
                 // The OD API leaves an empty summaries directory behind.
@@ -131,7 +131,7 @@ impl Stage for TrainStage {
                     "horizontal_flip": params.augmentations.contains(&crate::params::Augmentation::HorizontalFlip),
                     "seed": params.seed, "threads": threads,
                 });
-                let out = PythonScript::new(backend::TRAIN_KERAS_SCRIPT)
+                let out = stage_python::script(backend::TRAIN_KERAS_SCRIPT)
                     .in_image("odapi-tf2")
                     .run(ctx, &request)?;
                 (Trainer::Keras, out)
@@ -272,7 +272,7 @@ fn validate(
     } else {
         "odapi-tf2"
     };
-    let out = PythonScript::new(backend::VALIDATE_SCRIPT)
+    let out = stage_python::script(backend::VALIDATE_SCRIPT)
         .in_image(image)
         .run(ctx, &json!({ "config": config_path }))?;
     if out.get("ok").and_then(Value::as_bool) == Some(true) {

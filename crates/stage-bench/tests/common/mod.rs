@@ -1,11 +1,11 @@
 //! Fixtures shared by the bench stage's end-to-end tests: val records of
 //! dark images with bright squares, and the tiny SSD detector built by
-//! `make_ssd_fixture.py` in the managed Python environment.
+//! `tests/python/make_ssd_fixture.py` in the managed Python environment.
 
 use std::path::{Path, PathBuf};
 
 use serde_json::json;
-use stage_bench::reference::run_script;
+use stage_bench::reference::{MAKE_SSD_FIXTURE, run_script};
 use tfrecord::RecordWriter;
 use tfrecord::od::{DetectionExample, DetectionObject};
 
@@ -76,7 +76,7 @@ pub struct SsdModels {
 pub fn make_ssd_models(python: &Path, dir: &Path) -> SsdModels {
     let made = run_script(
         python,
-        "make_ssd_fixture.py",
+        MAKE_SSD_FIXTURE,
         &json!({"output_dir": dir.join("models")}),
         dir,
     )

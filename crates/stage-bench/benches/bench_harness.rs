@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 use stage_bench::latency::{LatencyStats, LoopLimits};
 use stage_bench::model_io::ModelIo;
 use stage_bench::preprocess::{self, InputData, Normalization};
-use stage_bench::reference::{find_python, run_script, workspace_root};
+use stage_bench::reference::{LITERT_LOOP, find_python, run_script, workspace_root};
 use stage_bench::runtime::LiteRtRunner;
 
 struct Args {
@@ -27,7 +27,7 @@ struct Args {
 fn parse_args() -> anyhow::Result<Args> {
     let mut args = Args {
         model: workspace_root()
-            .join("crates/stage-bench/testdata/mobilenet_v1_0.25_128_quant.tflite"),
+            .join("crates/stage-bench/tests/testdata/mobilenet_v1_0.25_128_quant.tflite"),
         records: None,
         threads: 1,
         runs: 300,
@@ -50,6 +50,8 @@ fn parse_args() -> anyhow::Result<Args> {
                 );
                 std::process::exit(0);
             }
+            // `cargo bench` passes `--bench` to every benchmark it runs.
+            "--bench" => {}
             other => bail!("unknown argument `{other}` (see --help)"),
         }
     }
@@ -128,7 +130,7 @@ fn main() -> anyhow::Result<()> {
         drop(runner);
         let request = json!({"model": args.model, "threads": args.threads, "inputs": inputs_path,
                              "warmup_runs": args.warmup, "num_runs": args.runs, "dump_outputs": 0});
-        let result = run_script(&python, "litert_loop.py", &request, work.path())?;
+        let result = run_script(&python, LITERT_LOOP, &request, work.path())?;
         let python_samples: Vec<f64> = result
             .get("samples_ms")
             .and_then(Value::as_array)

@@ -13,12 +13,11 @@ the box encodings are zero, so a bright square filling a cell on a dark
 background is detected exactly at its anchor.
 """
 
-import json
 import os
-import sys
 
 import numpy as np
 import tensorflow as tf
+from edgepipe_stage import progress, run
 
 IMAGE_SIZE = 64
 CELL = 8
@@ -26,11 +25,6 @@ GRID = IMAGE_SIZE // CELL
 NUM_ANCHORS = GRID * GRID
 MAX_DETECTIONS = 10
 GAIN = 6.0
-
-
-def progress(done, total, message):
-    line = json.dumps({"done": done, "total": total, "message": message})
-    print(f"edgepipe::progress {line}", file=sys.stderr, flush=True)
 
 
 def anchors():
@@ -90,9 +84,8 @@ def sample_images(rng, count):
     return images
 
 
-def main(request_path, result_path):
-    with open(request_path) as f:
-        out = json.load(f)["output_dir"]
+def main(request):
+    out = request["output_dir"]
     os.makedirs(out, exist_ok=True)
     module = Detector()
     saved = os.path.join(out, "saved_model")
@@ -124,9 +117,8 @@ def main(request_path, result_path):
     with open(int8_path, "wb") as f:
         f.write(converter.convert())
     progress(3, 3, "int8 converted")
-    with open(result_path, "w") as f:
-        json.dump({"float32": float_path, "int8": int8_path, "image_size": IMAGE_SIZE, "cell": CELL}, f)
+    return {"float32": float_path, "int8": int8_path, "image_size": IMAGE_SIZE, "cell": CELL}
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], sys.argv[2])
+    run(main)

@@ -24,10 +24,10 @@ measuring sizes and conversion times on a realistically sized network.
 
 import json
 import os
-import sys
 
 import numpy as np
 import tensorflow as tf
+from edgepipe_stage import run
 
 IMAGE_SIZE = 64
 NUM_CLASSES = 1
@@ -317,14 +317,10 @@ def write_shard(path, split, count, rng):
             writer.write(example.SerializeToString())
 
 
-def main(argv):
-    if len(argv) != 3:
-        sys.exit("usage: make_test_fixtures.py REQUEST.json RESULT.json")
-    with open(argv[1]) as f:
-        request = json.load(f)
+def main(request):
     out_dir = request["output_dir"]
     os.makedirs(out_dir, exist_ok=True)
-    result = {
+    return {
         "saved_model_export": write_saved_model(
             out_dir, request.get("backbone", "tiny")
         ),
@@ -332,9 +328,7 @@ def main(argv):
         "frozen_export_per_channel": write_frozen_graph(out_dir, per_channel=True),
         "records": write_records(out_dir, int(request.get("num_images", 6))),
     }
-    with open(argv[2], "w") as f:
-        json.dump(result, f, indent=2)
 
 
 if __name__ == "__main__":
-    main(sys.argv)
+    run(main)

@@ -57,6 +57,9 @@ struct Args {
     /// Also write the numbers as JSON to this file.
     #[arg(long)]
     json: Option<PathBuf>,
+    /// Passed by `cargo bench` to every benchmark; ignored.
+    #[arg(long, hide = true)]
+    bench: bool,
 }
 
 fn main() -> Result<()> {
@@ -352,7 +355,7 @@ fn python_pass(
             }
         },
     };
-    let script = manifest.join("python").join("bench_tf_writer.py");
+    let script = manifest.join("benches/python/bench_tf_writer.py");
     let request = serde_json::json!({
         "images_dir": data.images_dir,
         "annotations_dir": data.annotations_dir,
@@ -369,6 +372,7 @@ fn python_pass(
         .arg(&script)
         .arg(&request_path)
         .arg(&result_path)
+        .env("PYTHONPATH", stage_python::package_dir())
         .env("PROTOCOL_BUFFERS_PYTHON_IMPLEMENTATION", "upb")
         .env("TF_CPP_MIN_LOG_LEVEL", "2")
         .timeout(Some(Duration::from_secs(600)))

@@ -37,6 +37,8 @@ fn parse_args() -> anyhow::Result<Args> {
                 );
                 std::process::exit(0);
             }
+            // `cargo bench` passes `--bench` to every benchmark it runs.
+            "--bench" => {}
             other => bail!("unknown argument `{other}` (see --help)"),
         }
     }

@@ -11,13 +11,8 @@ request: {"shards": [paths], "tf_written": path}
 """
 
 import hashlib
-import json
-import sys
 
-
-def progress(done, total, message):
-    line = json.dumps({"done": done, "total": total, "message": message})
-    print("edgepipe::progress " + line, file=sys.stderr, flush=True)
+from edgepipe_stage import progress, run
 
 
 def decode_shards(tf, shards):
@@ -106,9 +101,7 @@ def tf_examples(tf):
     ]
 
 
-def main(request_path, result_path):
-    with open(request_path, encoding="utf8") as fid:
-        request = json.load(fid)
+def main(request):
     import tensorflow as tf
 
     progress(0, 2, "decoding edgepipe records with TfExampleDecoder")
@@ -118,13 +111,9 @@ def main(request_path, result_path):
     with tf.io.TFRecordWriter(request["tf_written"]) as writer:
         for payload in payloads:
             writer.write(payload)
-    result = {"decoded": decoded, "tf_payloads_hex": [p.hex() for p in payloads]}
-    with open(result_path, "w", encoding="utf8") as fid:
-        json.dump(result, fid)
     progress(2, 2, "done")
+    return {"decoded": decoded, "tf_payloads_hex": [p.hex() for p in payloads]}
 
 
 if __name__ == "__main__":
-    if len(sys.argv) != 3:
-        sys.exit("usage: tf_roundtrip.py request.json result.json")
-    main(sys.argv[1], sys.argv[2])
+    run(main)

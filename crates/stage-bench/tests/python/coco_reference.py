@@ -11,22 +11,14 @@ result: {"stats": [12 floats, COCOeval.stats order], "seconds": evaluation time
 
 import contextlib
 import io
-import json
-import sys
 import time
 
+from edgepipe_stage import progress, run
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
 
-def progress(done, total, message):
-    line = json.dumps({"done": done, "total": total, "message": message})
-    print(f"edgepipe::progress {line}", file=sys.stderr, flush=True)
-
-
-def main(request_path, result_path):
-    with open(request_path) as f:
-        request = json.load(f)
+def main(request):
     annotations = []
     for number, ann in enumerate(request["annotations"], start=1):
         ann = dict(ann)
@@ -56,9 +48,8 @@ def main(request_path, result_path):
         evaluator.summarize()
     seconds = time.perf_counter() - start
     progress(1, 1, f"pycocotools took {seconds:.2f} s")
-    with open(result_path, "w") as f:
-        json.dump({"stats": [float(s) for s in evaluator.stats], "seconds": seconds}, f)
+    return {"stats": [float(s) for s in evaluator.stats], "seconds": seconds}
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], sys.argv[2])
+    run(main)

@@ -11,16 +11,11 @@ result: {"images": N, "seconds": best wall time of one pass, "passes": [...]}
 
 import hashlib
 import io
-import json
 import os
-import sys
 import time
 from xml.etree import ElementTree
 
-
-def progress(done, total, message):
-    line = json.dumps({"done": done, "total": total, "message": message})
-    print("edgepipe::progress " + line, file=sys.stderr, flush=True)
+from edgepipe_stage import progress, run
 
 
 def xml_to_dict(node):
@@ -109,9 +104,7 @@ def one_pass(tf, pil_image, request, xml_paths):
             writer.close()
 
 
-def main(request_path, result_path):
-    with open(request_path, encoding="utf8") as fid:
-        request = json.load(fid)
+def main(request):
     import PIL.Image as pil_image
     import tensorflow as tf
 
@@ -129,12 +122,8 @@ def main(request_path, result_path):
         one_pass(tf, pil_image, request, xml_paths)
         passes.append(time.perf_counter() - start)
         progress(k + 1, repeat, f"TF-Python pass {k + 1}: {passes[-1]:.3f} s")
-    result = {"images": len(xml_paths), "seconds": min(passes), "passes": passes}
-    with open(result_path, "w", encoding="utf8") as fid:
-        json.dump(result, fid)
+    return {"images": len(xml_paths), "seconds": min(passes), "passes": passes}
 
 
 if __name__ == "__main__":
-    if len(sys.argv) != 3:
-        sys.exit("usage: bench_tf_writer.py request.json result.json")
-    main(sys.argv[1], sys.argv[2])
+    run(main)

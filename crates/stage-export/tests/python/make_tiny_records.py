@@ -7,12 +7,11 @@ and label_map.pbtxt: JPEG images with OD API feature keys, each holding one
 or two bright upright boxes (class 1, "pedestrian") on a noisy background.
 """
 
-import json
 import os
-import sys
 
 import numpy as np
 import tensorflow as tf
+from edgepipe_stage import run
 
 
 def feature_bytes(values):
@@ -55,9 +54,7 @@ def example(rng, index, size):
     return tf.train.Example(features=tf.train.Features(feature=features))
 
 
-def main():
-    with open(sys.argv[1]) as f:
-        request = json.load(f)
+def main(request):
     out = request["out_dir"]
     os.makedirs(out, exist_ok=True)
     rng = np.random.default_rng(5)
@@ -72,9 +69,8 @@ def main():
                 index += 1
     with open(os.path.join(out, "label_map.pbtxt"), "w") as f:
         f.write("item {\n  id: 1\n  name: 'pedestrian'\n}\n")
-    with open(sys.argv[2], "w") as f:
-        json.dump({"records": out, "counts": counts}, f)
+    return {"records": out, "counts": counts}
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

@@ -1,17 +1,17 @@
-//! The QAT trainer's anchor matching on crowded frames: several people whose
-//! boxes share one best anchor must still give every anchor a valid target.
+//! The Keras SSDLite's anchor matching (`edgepipe_stage.keras_ssdlite`) on
+//! crowded frames: several people whose boxes share one best anchor must
+//! still give every anchor a valid target.
 //! Needs the managed Python environment; without one the test says so.
 #![allow(clippy::unwrap_used)]
 
 use stage_api::ToolCommand;
-use stage_test_support::{require_python, workspace_root};
+use stage_test_support::require_python;
 
 const MATCH_CROWD: &str = r#"
-import json, sys
+import json
 import numpy as np
-sys.path.insert(0, sys.argv[1])
-import keras_ssdlite as ssd
 import tensorflow as tf
+from edgepipe_stage import keras_ssdlite as ssd
 anchors = np.array([[0.5, 0.5, 0.2, 0.2], [0.1, 0.1, 0.1, 0.1], [0.9, 0.9, 0.1, 0.1]], np.float32)
 # The last three boxes share the first anchor; their indices sum past the box count.
 boxes = tf.constant([[0.0, 0.0, 0.2, 0.2], [0.8, 0.8, 1.0, 1.0], [0.4, 0.4, 0.6, 0.6],
@@ -29,7 +29,7 @@ fn boxes_sharing_a_best_anchor_get_valid_targets() {
     };
     let out = ToolCommand::new(python)
         .args(["-c", MATCH_CROWD])
-        .arg(workspace_root().join("crates/stage-train/python"))
+        .env("PYTHONPATH", stage_python::package_dir())
         .env("TF_CPP_MIN_LOG_LEVEL", "3")
         .quiet()
         .run()

@@ -9,7 +9,8 @@ class heads, the SSD anchor grid with scales 0.2..0.95 and five aspect
 ratios, the faster-RCNN box coder with scales 10/10/5/5). Activations are
 separate ReLU(6) layers: tfmot rejects Conv2D(activation="relu6").
 
-Imported by train_keras.py (train stage) and export_keras.py (export stage).
+Shared by train_keras.py (train stage) and export_keras.py (export stage):
+the model a checkpoint holds is rebuilt from the same definition.
 """
 
 import math
@@ -231,7 +232,7 @@ def quantize(model, weight_bits, activation_bits, scheme="per_tensor"):
     import tensorflow_model_optimization as tfmot
 
     if scheme == "per_channel":
-        from qat_scheme import PerChannelScheme, custom_objects
+        from edgepipe_stage.qat_scheme import PerChannelScheme, custom_objects
 
         if (weight_bits, activation_bits) != (8, 8):
             raise ValueError("the per-channel scheme quantizes to 8 bits only")
