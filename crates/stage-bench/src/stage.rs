@@ -29,9 +29,9 @@ use coco_eval::{
 };
 
 /// Output file names.
-pub const RESULTS_FILE: &str = "bench.json";
+pub const RESULTS_FILE: &str = artifact_schemas::bench::FILE;
 pub const DETECTIONS_FILE: &str = "detections.json";
-pub const EVALUATION_FILE: &str = "evaluation.json";
+pub const EVALUATION_FILE: &str = artifact_schemas::EVALUATION_FILE;
 
 /// Params of the bench stage.
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
@@ -186,7 +186,8 @@ impl Stage for BenchStage {
             OutputSpec::new(
                 "results",
                 "bench.json: latency, accuracy, quantization error, memory (see the crate docs)",
-            ),
+            )
+            .artifact(RESULTS_FILE),
             OutputSpec::new(
                 "detections",
                 "detections.json: COCO results of the model on the val split",
@@ -195,7 +196,8 @@ impl Stage for BenchStage {
                 "evaluation",
                 "evaluation.json: the evaluation image by image (ground truth, detections, \
                  matches against the float parent), for the report's bootstrap intervals",
-            ),
+            )
+            .artifact(EVALUATION_FILE),
         ]
     }
 

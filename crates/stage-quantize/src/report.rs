@@ -7,8 +7,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::analysis::{FloatTensor, ModelAnalysis, TensorSummary, WeightStorage};
 use crate::calibration::CalibrationSet;
-use crate::export_manifest::ExportFormat;
 use crate::params::Mode;
+use artifact_schemas::export::ExportFormat;
 
 /// The report's file name in the output directory.
 pub const REPORT_FILE: &str = "quantize.json";
