@@ -275,3 +275,54 @@ fn run_stage(
     }
     Ok(ExitCode::SUCCESS)
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use stage_api::{InputSpec, OutputSpec};
+
+    fn description(kind: &str, inputs: Vec<InputSpec>) -> StageDescription {
+        StageDescription {
+            protocol: PROTOCOL_VERSION,
+            kind: kind.into(),
+            description: String::new(),
+            params: vec![],
+            inputs,
+            outputs: vec![OutputSpec::new("results", "r").artifact("bench.json")],
+            uses_python: false,
+            params_schema: Value::Null,
+            reproducibility: Default::default(),
+        }
+    }
+
+    #[test]
+    fn the_kind_to_rebuild_is_the_one_that_collects_from_a_finished_run() {
+        let mut descriptions = BTreeMap::from([
+            (
+                "bench".to_owned(),
+                description("bench", vec![InputSpec::one("model", "m")]),
+            ),
+            (
+                "summary".to_owned(),
+                description(
+                    "summary",
+                    vec![InputSpec::many("rows", "r").collects("bench.json")],
+                ),
+            ),
+        ]);
+        assert_eq!(collecting_kind(&descriptions).unwrap().kind, "summary");
+        descriptions.insert(
+            "other".to_owned(),
+            description(
+                "other",
+                vec![InputSpec::many("rows", "r").collects("bench.json")],
+            ),
+        );
+        let err = collecting_kind(&descriptions).unwrap_err().to_string();
+        assert!(err.contains("other, summary"), "{err}");
+        descriptions.retain(|kind, _| kind == "bench");
+        let err = collecting_kind(&descriptions).unwrap_err().to_string();
+        assert!(err.contains("InputSpec::collects"), "{err}");
+    }
+}

@@ -37,6 +37,7 @@
 pub mod bench;
 pub mod checkpoint;
 pub mod export;
+pub mod quantize;
 
 /// `evaluation.json`, the per-image evaluation (type
 /// `coco_eval::PerImageEvaluation`): the artifact type name stages declare.

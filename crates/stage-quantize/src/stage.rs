@@ -13,7 +13,9 @@ use crate::analysis::ModelAnalysis;
 use crate::calibration::{self, CalibrationRecord};
 use crate::mode_check::{Expectation, check};
 use crate::params::{IoType, Mode, QuantizeParams};
-use crate::report::{CalibrationSummary, ConversionFacts, QuantizeReport, REPORT_FILE};
+use crate::report::{
+    ConversionFacts, QuantizeReport, REPORT_FILE, calibration_summary, new_report, summary,
+};
 use artifact_schemas::checkpoint::QuantScheme;
 use artifact_schemas::export::{Export, ExportFormat, InputTensor, Normalization};
 
@@ -123,8 +125,8 @@ impl Stage for QuantizeStage {
             conversion_seconds: result.conversion_seconds,
             calibration_images: result.calibration_images,
         };
-        let mut report = QuantizeReport::new(facts, &result.analysis);
-        report.calibration = calibration.as_ref().map(CalibrationSummary::of);
+        let mut report = new_report(facts, &result.analysis);
+        report.calibration = calibration.as_ref().map(calibration_summary);
         warnings.extend(result.warnings);
         let outcome = check(
             Expectation {
@@ -149,7 +151,7 @@ impl Stage for QuantizeStage {
             )));
         }
         Ok(StageResult {
-            summary: Some(report.summary()),
+            summary: Some(summary(&report)),
             warnings,
             ..StageResult::default()
         }
