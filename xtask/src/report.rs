@@ -3,6 +3,12 @@
 //! bench results are read where that run left them (each checked against the
 //! digest the lock recorded); nothing is planned or re-run. Only the report
 //! stage's binary runs, with the recorded params, into `--out`.
+//!
+//! No stage kind is named here: the kind to rebuild is the one whose
+//! description has inputs that collect artifacts of a finished run
+//! (`InputSpec::collects`, e.g. every `bench.json`); without a recorded
+//! stage of that kind, those inputs are filled with every recorded output
+//! whose description declares that artifact type (`OutputSpec::artifact`).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -16,14 +22,7 @@ use pipeline::lockfile::LockFile;
 use pipeline::model::Pipeline;
 use pipeline::workspace::Workspace;
 use serde_json::{Map, Value};
-use stage_api::{InputArtifact, PROTOCOL_VERSION, StageRequest};
-
-const KIND: &str = "report";
-/// The stage kind whose `results` output a report reads, and that output.
-const BENCH_KIND: &str = "bench";
-const BENCH_RESULTS: &str = "results";
-/// The bench output with the per-image evaluation (bootstrap intervals).
-const BENCH_EVALUATION: &str = "evaluation";
+use stage_api::{InputArtifact, PROTOCOL_VERSION, StageDescription, StageRequest};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -46,14 +45,27 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let pipeline = Pipeline::load(&args.file).map_err(|d| anyhow!("{d}"))?;
     let lock_path = pipeline.lock_path();
     let lock = LockFile::read(&lock_path, &pipeline.name)?;
-    let recorded = locked_inputs::stages_of_kind(&lock, KIND);
     let db = StateDb::open(&workspace.state_db_path());
+    let catalog = Catalog::discover(&workspace)?;
+    let kinds: Vec<&str> = catalog.kinds().collect();
+    let descriptions = catalog.describe(&kinds, &workspace, &db)?;
+    let reporter = collecting_kind(&descriptions)?;
+    let kind = reporter.kind.as_str();
+    let recorded = locked_inputs::stages_of_kind(&lock, kind);
     let (stage, mut params, inputs) = match (&args.stage, recorded.as_slice()) {
-        (Some(stage), _) => recorded_report(&workspace, &lock, &lock_path, stage, &db)?,
-        (None, [one]) => recorded_report(&workspace, &lock, &lock_path, one, &db)?,
-        (None, []) => from_bench_stages(&workspace, &pipeline, &lock, &lock_path, &db)?,
+        (Some(stage), _) => recorded_report(&workspace, &lock, &lock_path, stage, kind, &db)?,
+        (None, [one]) => recorded_report(&workspace, &lock, &lock_path, one, kind, &db)?,
+        (None, []) => from_recorded_outputs(
+            &workspace,
+            &pipeline,
+            &lock,
+            &lock_path,
+            &db,
+            reporter,
+            &descriptions,
+        )?,
         (None, several) => bail!(
-            "{} report stages ran ({}); choose one with --stage",
+            "{} `{kind}` stages ran ({}); choose one with --stage",
             several.len(),
             several.join(", ")
         ),
@@ -66,18 +78,17 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             Value::from(baseline_param(baseline, &workspace.root)?),
         );
     }
-    let catalog = Catalog::discover(&workspace)?;
-    let binaries = catalog.build(&[KIND])?;
+    let binaries = catalog.build(&[kind])?;
     let binary = binaries
-        .get(KIND)
-        .context("no stage crate in the workspace provides kind `report`")?;
+        .get(kind)
+        .with_context(|| format!("no stage crate in the workspace provides kind `{kind}`"))?;
 
     let staging = workspace
         .tmp_dir()
         .join(format!("report-{}", std::process::id()));
     let request = StageRequest {
         protocol: PROTOCOL_VERSION,
-        kind: KIND.to_owned(),
+        kind: kind.to_owned(),
         stage: stage.to_owned(),
         params,
         inputs,
@@ -108,11 +119,12 @@ fn recorded_report(
     lock: &LockFile,
     lock_path: &Path,
     stage: &str,
+    kind: &str,
     db: &StateDb,
 ) -> anyhow::Result<ReportCall> {
     let locked = locked_inputs::resolve(workspace, lock, lock_path, stage, db)?;
-    if locked.kind != KIND {
-        bail!("stage `{stage}` is of kind `{}`, not `{KIND}`", locked.kind);
+    if locked.kind != kind {
+        bail!("stage `{stage}` is of kind `{}`, not `{kind}`", locked.kind);
     }
     let inputs = locked
         .inputs
@@ -122,61 +134,103 @@ fn recorded_report(
     Ok((stage.to_owned(), locked.params, inputs))
 }
 
-/// Without a recorded report stage: a report with default params over every
-/// recorded bench stage's results, in pipeline order.
-fn from_bench_stages(
+/// The kind `cargo xtask report` rebuilds: the one whose description has
+/// inputs that collect artifacts of a finished run.
+fn collecting_kind(
+    descriptions: &BTreeMap<String, StageDescription>,
+) -> anyhow::Result<&StageDescription> {
+    let found: Vec<&StageDescription> = descriptions
+        .values()
+        .filter(|d| d.inputs.iter().any(|i| i.collects.is_some()))
+        .collect();
+    match found.as_slice() {
+        [one] => Ok(one),
+        [] => bail!(
+            "no stage kind of this workspace takes its inputs from a finished run (an input \
+             declared with `InputSpec::collects`), so there is no report to rebuild"
+        ),
+        several => bail!(
+            "several stage kinds take their inputs from a finished run ({}); keep one",
+            several
+                .iter()
+                .map(|d| d.kind.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    }
+}
+
+/// Without a recorded stage of the collecting kind: one with default
+/// params whose collecting inputs get every recorded output of their
+/// artifact type, in pipeline order.
+fn from_recorded_outputs(
     workspace: &Workspace,
     pipeline: &Pipeline,
     lock: &LockFile,
     lock_path: &Path,
     db: &StateDb,
+    reporter: &StageDescription,
+    descriptions: &BTreeMap<String, StageDescription>,
 ) -> anyhow::Result<ReportCall> {
-    let benches: Vec<&str> = pipeline
-        .stages
-        .iter()
-        .filter(|s| s.kind == BENCH_KIND && lock.stages.contains_key(&s.name))
-        .map(|s| s.name.as_str())
-        .collect();
-    if benches.is_empty() {
-        bail!(
-            "{}: neither a report nor a bench stage has run yet; run `cargo xtask pipeline {}` first",
-            lock_path.display(),
-            pipeline.file.display()
+    let mut inputs = BTreeMap::new();
+    for input in &reporter.inputs {
+        let Some(artifact) = &input.collects else {
+            continue;
+        };
+        let mut producers = Vec::new();
+        let mut paths = Vec::new();
+        for stage in &pipeline.stages {
+            let (Some(locked), Some(description)) =
+                (lock.stages.get(&stage.name), descriptions.get(&stage.kind))
+            else {
+                continue;
+            };
+            // Outputs the lock records: a stage run before its kind wrote
+            // an output has none (e.g. benches without per-image evaluations).
+            for output in description.outputs.iter().filter(|o| {
+                o.artifact.as_deref() == Some(artifact.as_str())
+                    && locked.outputs.contains_key(&o.name)
+            }) {
+                paths.push(locked_inputs::resolve_output(
+                    workspace,
+                    lock,
+                    lock_path,
+                    &stage.name,
+                    &output.name,
+                    db,
+                )?);
+                producers.push(stage.name.as_str());
+            }
+        }
+        if paths.is_empty() {
+            if input.required {
+                bail!(
+                    "{}: neither a `{}` stage nor a stage writing {artifact} has run yet; run \
+                     `cargo xtask pipeline {}` first",
+                    lock_path.display(),
+                    reporter.kind,
+                    pipeline.file.display()
+                );
+            }
+            continue;
+        }
+        if input.required {
+            eprintln!(
+                "no `{}` stage recorded; reporting on the {artifact} of {}",
+                reporter.kind,
+                producers.join(", ")
+            );
+        }
+        inputs.insert(input.name.clone(), InputArtifact::Many(paths));
+    }
+    let mut params = Map::new();
+    if reporter.params.iter().any(|p| p.name == "title") {
+        params.insert(
+            "title".to_owned(),
+            Value::from(format!("{} report", pipeline.name)),
         );
     }
-    eprintln!(
-        "no report stage recorded; reporting on the results of {}",
-        benches.join(", ")
-    );
-    let paths = benches
-        .iter()
-        .map(|stage| {
-            locked_inputs::resolve_output(workspace, lock, lock_path, stage, BENCH_RESULTS, db)
-        })
-        .collect::<Result<Vec<PathBuf>, _>>()?;
-    // Per-image evaluations where the lock records them (benches run before
-    // the bench stage wrote them have none: that report has no intervals).
-    let evaluations = benches
-        .iter()
-        .filter(|stage| {
-            lock.stages
-                .get(**stage)
-                .is_some_and(|s| s.outputs.contains_key(BENCH_EVALUATION))
-        })
-        .map(|stage| {
-            locked_inputs::resolve_output(workspace, lock, lock_path, stage, BENCH_EVALUATION, db)
-        })
-        .collect::<Result<Vec<PathBuf>, _>>()?;
-    let mut params = Map::new();
-    params.insert(
-        "title".to_owned(),
-        Value::from(format!("{} report", pipeline.name)),
-    );
-    let mut inputs = BTreeMap::from([("benches".to_owned(), InputArtifact::Many(paths))]);
-    if !evaluations.is_empty() {
-        inputs.insert("evaluations".to_owned(), InputArtifact::Many(evaluations));
-    }
-    Ok((KIND.to_owned(), params, inputs))
+    Ok((reporter.kind.clone(), params, inputs))
 }
 
 /// The baseline as the stage param: relative to the workspace root when it
@@ -220,4 +274,55 @@ fn run_stage(
         println!("warning: {warning}");
     }
     Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use stage_api::{InputSpec, OutputSpec};
+
+    fn description(kind: &str, inputs: Vec<InputSpec>) -> StageDescription {
+        StageDescription {
+            protocol: PROTOCOL_VERSION,
+            kind: kind.into(),
+            description: String::new(),
+            params: vec![],
+            inputs,
+            outputs: vec![OutputSpec::new("results", "r").artifact("bench.json")],
+            uses_python: false,
+            params_schema: Value::Null,
+            reproducibility: Default::default(),
+        }
+    }
+
+    #[test]
+    fn the_kind_to_rebuild_is_the_one_that_collects_from_a_finished_run() {
+        let mut descriptions = BTreeMap::from([
+            (
+                "bench".to_owned(),
+                description("bench", vec![InputSpec::one("model", "m")]),
+            ),
+            (
+                "summary".to_owned(),
+                description(
+                    "summary",
+                    vec![InputSpec::many("rows", "r").collects("bench.json")],
+                ),
+            ),
+        ]);
+        assert_eq!(collecting_kind(&descriptions).unwrap().kind, "summary");
+        descriptions.insert(
+            "other".to_owned(),
+            description(
+                "other",
+                vec![InputSpec::many("rows", "r").collects("bench.json")],
+            ),
+        );
+        let err = collecting_kind(&descriptions).unwrap_err().to_string();
+        assert!(err.contains("other, summary"), "{err}");
+        descriptions.retain(|kind, _| kind == "bench");
+        let err = collecting_kind(&descriptions).unwrap_err().to_string();
+        assert!(err.contains("InputSpec::collects"), "{err}");
+    }
 }

@@ -7,6 +7,7 @@
 
 pub mod apt_package;
 pub mod litert;
+pub mod protobuf_backend;
 pub mod python_env;
 
 use std::path::PathBuf;

@@ -52,6 +52,12 @@ pub struct InputSpec {
     pub many: bool,
     pub required: bool,
     pub doc: String,
+    /// A many-input the stage can take from a finished run: every recorded
+    /// output whose [`OutputSpec::artifact`] is this artifact type.
+    /// `cargo xtask report` rebuilds the kind that declares one from a lock
+    /// file, without the orchestrator naming the kind.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub collects: Option<String>,
 }
 
 /// A named output the stage produces.
@@ -60,6 +66,10 @@ pub struct InputSpec {
 pub struct OutputSpec {
     pub name: String,
     pub doc: String,
+    /// The artifact type of the output, named by its file (`bench.json`),
+    /// when other stages read it by type.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub artifact: Option<String>,
 }
 
 impl InputSpec {
@@ -69,6 +79,7 @@ impl InputSpec {
             many: false,
             required: true,
             doc: doc.to_owned(),
+            collects: None,
         }
     }
     pub fn optional(name: &str, doc: &str) -> Self {
@@ -83,6 +94,13 @@ impl InputSpec {
             ..Self::one(name, doc)
         }
     }
+    /// This many-input collects every recorded output of `artifact` type.
+    pub fn collects(self, artifact: &str) -> Self {
+        Self {
+            collects: Some(artifact.to_owned()),
+            ..self
+        }
+    }
 }
 
 impl OutputSpec {
@@ -90,6 +108,14 @@ impl OutputSpec {
         Self {
             name: name.to_owned(),
             doc: doc.to_owned(),
+            artifact: None,
+        }
+    }
+    /// The output is an artifact of type `artifact` (its file name).
+    pub fn artifact(self, artifact: &str) -> Self {
+        Self {
+            artifact: Some(artifact.to_owned()),
+            ..self
         }
     }
 }

@@ -4,6 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
+use artifact_schemas::quantize::QuantizeReport;
 use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::Value;
@@ -27,9 +28,9 @@ use coco_eval::{
 };
 
 /// Output file names.
-pub const RESULTS_FILE: &str = "bench.json";
+pub const RESULTS_FILE: &str = artifact_schemas::bench::FILE;
 pub const DETECTIONS_FILE: &str = "detections.json";
-pub const EVALUATION_FILE: &str = "evaluation.json";
+pub const EVALUATION_FILE: &str = artifact_schemas::EVALUATION_FILE;
 
 /// Params of the bench stage.
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
@@ -184,7 +185,8 @@ impl Stage for BenchStage {
             OutputSpec::new(
                 "results",
                 "bench.json: latency, accuracy, quantization error, memory (see the crate docs)",
-            ),
+            )
+            .artifact(RESULTS_FILE),
             OutputSpec::new(
                 "detections",
                 "detections.json: COCO results of the model on the val split",
@@ -193,7 +195,8 @@ impl Stage for BenchStage {
                 "evaluation",
                 "evaluation.json: the evaluation image by image (ground truth, detections, \
                  matches against the float parent), for the report's bootstrap intervals",
-            ),
+            )
+            .artifact(EVALUATION_FILE),
         ]
     }
 
@@ -256,8 +259,7 @@ fn not_compiled(
     dir: &Path,
 ) -> Result<StageResult, StageError> {
     let edgetpu_report = optional_report(ctx, "edgetpu_report")?;
-    let scheme = optional_report(ctx, "quantize_report")?
-        .and_then(|r| r.get("mode").and_then(Value::as_str).map(str::to_owned));
+    let scheme = quantize_report(ctx)?.map(|r| r.mode.as_str().to_owned());
     let detail = format!(
         "{} holds no compiled model (no Edge TPU compiler ran); the Edge TPU mapping shown is the edgetpu stage's",
         dir.display()
@@ -314,6 +316,16 @@ fn write_outputs(
     let detections_json = serde_json::to_vec(detections).map_err(other)?;
     stage_api::write_atomic(&ctx.output_path(DETECTIONS_FILE), &detections_json)
         .map_err(|e| StageError::io(format!("writing {DETECTIONS_FILE}"), e))
+}
+
+/// The quantize stage's report, when the `quantize_report` input is wired.
+fn quantize_report(ctx: &StageContext) -> Result<Option<QuantizeReport>, StageError> {
+    ctx.optional_input("quantize_report")?
+        .map(|path| {
+            artifact_schemas::read(path, "the input must be a quantize stage's `report`")
+                .map_err(|e| StageError::input(format!("input `quantize_report`: {e}")))
+        })
+        .transpose()
 }
 
 /// An optional JSON input (an earlier stage's report), parsed when given.
@@ -450,30 +462,24 @@ fn run_bench(ctx: &StageContext, params: &BenchParams) -> Result<StageResult, St
     }
     let model_path = resolve_model(model_input)?;
     let io = ModelIo::read(&model_path).map_err(input_error)?;
-    let quantize_report = optional_report(ctx, "quantize_report")?;
+    let quantize_report = quantize_report(ctx)?;
     let edgetpu_report = optional_report(ctx, "edgetpu_report")?;
     let mut warnings = Vec::new();
 
-    let scheme = quantize_report
-        .as_ref()
-        .and_then(|r| r.get("mode"))
-        .and_then(Value::as_str)
-        .map(str::to_owned);
-    let dtype_of = |t: &Value| {
-        t.get("dtype")
-            .and_then(Value::as_str)
-            .map(str::to_lowercase)
-    };
+    let scheme = quantize_report.as_ref().map(|r| r.mode.as_str().to_owned());
     let input_dtype = quantize_report
         .as_ref()
-        .and_then(|r| r.pointer("/inputs/0"))
-        .and_then(dtype_of)
+        .and_then(|r| r.inputs.first())
+        .map(|t| t.dtype.to_lowercase())
         .unwrap_or_else(|| io.input.kind.dtype_name().to_owned());
     let output_dtypes = quantize_report
         .as_ref()
-        .and_then(|r| r.get("outputs"))
-        .and_then(Value::as_array)
-        .map(|outs| outs.iter().filter_map(dtype_of).collect::<Vec<_>>())
+        .map(|r| {
+            r.outputs
+                .iter()
+                .map(|t| t.dtype.to_lowercase())
+                .collect::<Vec<_>>()
+        })
         .filter(|v| !v.is_empty())
         .unwrap_or_else(|| {
             io.outputs

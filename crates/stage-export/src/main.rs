@@ -14,23 +14,8 @@
 //! * `odapi-tf1` (Docker): `export_tflite_ssd_graph.py --add_postprocessing_op=true
 //!   --max_detections N` → `exported/tflite_graph.pb`.
 //!
-//! `export.json` (stable; extra keys may be added, none removed):
-//!
-//! ```json
-//! {
-//!   "format": "saved_model" | "frozen_graph",
-//!   "input": {"name": "normalized_input_image_tensor", "shape": [1, 300, 300, 3], "dtype": "float32"},
-//!   "normalization": {"mean": [127.5, 127.5, 127.5], "std": [127.5, 127.5, 127.5]},
-//!   "outputs": ["TFLite_Detection_PostProcess", "TFLite_Detection_PostProcess:1", ...],
-//!   "quantization_aware": true,
-//!   "max_detections": 20,
-//!   "num_classes": 1,
-//!   "trainer": "keras",
-//!   "quantization_scheme": "per_channel" | "per_tensor",
-//!   "weight_bits": 8, "activation_bits": 8,
-//!   "fake_quant_ops": 191
-//! }
-//! ```
+//! `export.json` is [`artifact_schemas::export::ExportManifest`], the type
+//! the quantize stage reads it with.
 //!
 //! `input = (pixel - mean) / std`; for TOCO that is `mean_values` 127.5
 //! and `std_dev_values` 127.5 (the seed rounds both to 128).
@@ -38,14 +23,17 @@
 use std::path::Path;
 use std::process::ExitCode;
 
+use artifact_schemas::checkpoint::{self, CheckpointManifest, QuantScheme, Trainer};
+use artifact_schemas::export::{
+    Export, ExportFormat, ExportManifest, InputTensor, Normalization, PerChannel,
+};
 use schemars::JsonSchema;
 use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::json;
 use stage_api::{
     DockerRun, ExecutorKind, InputSpec, OutputSpec, Stage, StageContext, StageError, StageResult,
     dockerfile_image,
 };
-use stage_train::checkpoint_manifest::{CheckpointManifest, QuantScheme, Trainer};
 
 mod tf1;
 
@@ -109,7 +97,7 @@ impl Stage for ExportStage {
     }
 
     fn run(ctx: &StageContext, params: ExportParams) -> Result<StageResult, StageError> {
-        let ctx = &stage_train::protobuf_backend::fast_protobuf(ctx);
+        let ctx = &provision::protobuf_backend::fast_protobuf(ctx);
         let checkpoint_dir = ctx.input("checkpoint")?.to_path_buf();
         let manifest = CheckpointManifest::load(&checkpoint_dir)
             .map_err(|e| StageError::input(e.to_string()))?;
@@ -132,13 +120,13 @@ impl Stage for ExportStage {
                 let out = stage_python::script(EXPORT_TF2_SCRIPT)
                     .in_image("odapi-tf2")
                     .run(ctx, &request)?;
-                ("saved_model", out)
+                (ExportFormat::SavedModel, out)
             }
             Trainer::Keras => {
                 let arch = manifest.arch.clone().ok_or_else(|| {
                     StageError::input(format!(
                         "{}: a keras checkpoint without `arch`; re-run the train stage",
-                        checkpoint_dir.join("train.json").display()
+                        checkpoint_dir.join(checkpoint::MANIFEST).display()
                     ))
                 })?;
                 let request = json!({
@@ -153,7 +141,7 @@ impl Stage for ExportStage {
                 let out = stage_python::script(EXPORT_KERAS_SCRIPT)
                     .in_image("odapi-tf2")
                     .run(ctx, &request)?;
-                ("frozen_graph", out)
+                (ExportFormat::FrozenGraph, out)
             }
             Trainer::OdapiTf1 => {
                 if ctx.request().executor.kind != ExecutorKind::Docker {
@@ -163,31 +151,36 @@ impl Stage for ExportStage {
                     ));
                 }
                 run_tf1_export(ctx, &checkpoint_dir, &manifest, &out_dir, max_detections)?;
-                ("frozen_graph", tf1::graph_description(manifest.input_size))
+                (
+                    ExportFormat::FrozenGraph,
+                    tf1::graph_description(manifest.input_size),
+                )
             }
         };
         let seconds = started.elapsed().as_secs_f64();
 
-        let export = export_json(&manifest, format, &graph, max_detections);
-        let bytes =
-            serde_json::to_vec_pretty(&export).map_err(|e| StageError::Other(e.to_string()))?;
-        let path = out_dir.join("export.json");
-        stage_api::write_atomic(&path, &bytes)
-            .map_err(|e| StageError::io(format!("writing {}", path.display()), e))?;
+        let graph: ExportedGraph = serde_json::from_value(graph).map_err(|e| {
+            StageError::Other(format!(
+                "the exporter's result does not describe a graph ({e}); this is a bug in the export stage's script"
+            ))
+        })?;
+        let export = export_manifest(&manifest, format, graph, max_detections);
+        Export::write(&out_dir, &export).map_err(|e| StageError::Other(e.to_string()))?;
 
         let mut result = StageResult::default()
             .output("model", EXPORTED_DIR)
-            .metric("format", format)
-            .metric("input", export["input"].clone())
-            .metric("outputs", export["outputs"].clone())
+            .metric("format", format.as_str())
+            .metric("input", json!(export.input))
+            .metric("outputs", json!(export.outputs))
             .metric("quantization_aware", manifest.quantization_aware)
             .metric("max_detections", max_detections)
             .metric("export_seconds", seconds);
-        if let Some(count) = graph.get("fake_quant_ops") {
-            result = result.metric("fake_quant_ops", count.clone());
+        if let Some(count) = export.fake_quant_ops {
+            result = result.metric("fake_quant_ops", count);
         }
         result.summary = Some(format!(
-            "{format} {}x{}{}, ends in {POSTPROCESS}",
+            "{} {}x{}{}, ends in {POSTPROCESS}",
+            format.as_str(),
             manifest.input_size,
             manifest.input_size,
             if manifest.quantization_aware {
@@ -200,49 +193,54 @@ impl Stage for ExportStage {
     }
 }
 
-/// The manifest the quantize stage reads (see the crate docs).
-fn export_json(
+/// What an export script reports about the graph it wrote (the TF1
+/// export's is fixed: [`tf1::graph_description`]).
+#[derive(Debug, Deserialize)]
+struct ExportedGraph {
+    #[serde(default)]
+    input: Option<InputTensor>,
+    #[serde(default)]
+    outputs: Vec<String>,
+    #[serde(default)]
+    fake_quant_ops: Option<u64>,
+}
+
+/// The manifest the quantize stage reads.
+fn export_manifest(
     manifest: &CheckpointManifest,
-    format: &str,
-    graph: &Value,
+    format: ExportFormat,
+    graph: ExportedGraph,
     max_detections: u32,
-) -> Value {
-    let size = manifest.input_size;
-    let mean = manifest.normalization.mean;
-    let std = manifest.normalization.std;
-    let mut doc = json!({
-        "format": format,
-        "input": graph.get("input").cloned().unwrap_or_else(|| json!({
-            "name": "normalized_input_image_tensor", "shape": [1, size, size, 3], "dtype": "float32"
-        })),
-        "normalization": {"mean": [mean, mean, mean], "std": [std, std, std]},
-        "outputs": graph.get("outputs").cloned().unwrap_or_else(|| json!([])),
-        "quantization_aware": manifest.quantization_aware,
-        "max_detections": max_detections,
-        "num_classes": manifest.num_classes,
-        "trainer": manifest.trainer,
-        "model": manifest.model,
-    });
-    if let Value::Object(map) = &mut doc {
-        if manifest.quantization_aware {
-            let scheme = manifest
+) -> ExportManifest {
+    let size = i64::from(manifest.input_size);
+    let per_channel = |v: f64| PerChannel::Channels(vec![v; 3]);
+    let qat = manifest.quantization_aware;
+    ExportManifest {
+        activation_bits: qat.then(|| manifest.activation_bits.unwrap_or(8)),
+        fake_quant_ops: graph.fake_quant_ops,
+        format,
+        input: graph.input.unwrap_or_else(|| InputTensor {
+            dtype: "float32".to_owned(),
+            name: "normalized_input_image_tensor".to_owned(),
+            shape: vec![1, size, size, 3],
+        }),
+        max_detections: Some(max_detections),
+        model: Some(manifest.model.clone()),
+        normalization: Normalization {
+            mean: per_channel(manifest.normalization.mean),
+            std: per_channel(manifest.normalization.std),
+        },
+        num_classes: Some(manifest.num_classes),
+        outputs: graph.outputs,
+        quantization_aware: qat,
+        quantization_scheme: qat.then(|| {
+            manifest
                 .quantization_scheme
-                .unwrap_or(QuantScheme::PerTensor);
-            map.insert("quantization_scheme".into(), json!(scheme.as_str()));
-            map.insert(
-                "weight_bits".into(),
-                json!(manifest.weight_bits.unwrap_or(8)),
-            );
-            map.insert(
-                "activation_bits".into(),
-                json!(manifest.activation_bits.unwrap_or(8)),
-            );
-        }
-        if let Some(count) = graph.get("fake_quant_ops") {
-            map.insert("fake_quant_ops".into(), count.clone());
-        }
+                .unwrap_or(QuantScheme::PerTensor)
+        }),
+        trainer: Some(manifest.trainer),
+        weight_bits: qat.then(|| manifest.weight_bits.unwrap_or(8)),
     }
-    doc
 }
 
 fn run_tf1_export(
@@ -286,40 +284,89 @@ fn main() -> ExitCode {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
-    use stage_train::checkpoint_manifest::MOBILENET_NORMALIZATION;
+    use artifact_schemas::checkpoint::MOBILENET_NORMALIZATION;
 
-    #[test]
-    fn export_json_carries_what_the_quantize_stage_reads() {
-        let manifest = CheckpointManifest {
+    fn checkpoint(quantization_aware: bool) -> CheckpointManifest {
+        CheckpointManifest {
             trainer: Trainer::Keras,
             model: "ssdlite_mobilenet_v2".into(),
             input_size: 160,
             normalization: MOBILENET_NORMALIZATION,
             num_classes: 1,
-            quantization_aware: true,
-            quantization_scheme: Some(QuantScheme::PerChannel),
-            weight_bits: Some(8),
-            activation_bits: Some(8),
+            quantization_aware,
+            quantization_scheme: quantization_aware.then_some(QuantScheme::PerChannel),
+            weight_bits: quantization_aware.then_some(8),
+            activation_bits: quantization_aware.then_some(8),
             checkpoint_prefix: "ckpt-10".into(),
             pipeline_config: "pipeline.config".into(),
             steps: 10,
             max_detections: 20,
             arch: None,
-        };
-        let graph = json!({
+        }
+    }
+
+    fn keras_graph() -> ExportedGraph {
+        serde_json::from_value(json!({
             "input": {"name": "normalized_input_image_tensor", "shape": [1, 160, 160, 3], "dtype": "float32"},
             "outputs": ["TFLite_Detection_PostProcess", "TFLite_Detection_PostProcess:1"],
+            "op_counts": {"Conv2D": 3}, "postprocess": true, "num_anchors": 1917,
             "fake_quant_ops": 191,
-        });
-        let doc = export_json(&manifest, "frozen_graph", &graph, 20);
-        assert_eq!(doc["format"], "frozen_graph");
-        assert_eq!(doc["input"]["shape"], json!([1, 160, 160, 3]));
-        assert_eq!(doc["normalization"]["mean"], json!([127.5, 127.5, 127.5]));
-        assert_eq!(doc["quantization_aware"], true);
-        assert_eq!(doc["max_detections"], 20);
-        assert_eq!(doc["weight_bits"], 8);
-        assert_eq!(doc["fake_quant_ops"], 191);
-        assert_eq!(doc["quantization_scheme"], "per_channel");
-        assert_eq!(doc["trainer"], "keras");
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn export_json_carries_what_the_quantize_stage_reads() {
+        let doc = export_manifest(
+            &checkpoint(true),
+            ExportFormat::FrozenGraph,
+            keras_graph(),
+            20,
+        );
+        assert_eq!(
+            json!(doc),
+            json!({
+                "activation_bits": 8, "fake_quant_ops": 191, "format": "frozen_graph",
+                "input": {"dtype": "float32", "name": "normalized_input_image_tensor", "shape": [1, 160, 160, 3]},
+                "max_detections": 20, "model": "ssdlite_mobilenet_v2",
+                "normalization": {"mean": [127.5, 127.5, 127.5], "std": [127.5, 127.5, 127.5]},
+                "num_classes": 1,
+                "outputs": ["TFLite_Detection_PostProcess", "TFLite_Detection_PostProcess:1"],
+                "quantization_aware": true, "quantization_scheme": "per_channel",
+                "trainer": "keras", "weight_bits": 8,
+            })
+        );
+    }
+
+    #[test]
+    fn a_float_export_has_no_fake_quant_keys_and_tf1_gets_the_fixed_input() {
+        let graph: ExportedGraph = serde_json::from_value(tf1::graph_description(160)).unwrap();
+        let mut float = checkpoint(false);
+        float.trainer = Trainer::OdapiTf1;
+        let doc = export_manifest(&float, ExportFormat::FrozenGraph, graph, 10);
+        let value = json!(doc);
+        let keys: Vec<&str> = value
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
+        assert_eq!(
+            keys,
+            [
+                "format",
+                "input",
+                "max_detections",
+                "model",
+                "normalization",
+                "num_classes",
+                "outputs",
+                "quantization_aware",
+                "trainer"
+            ]
+        );
+        assert_eq!(doc.input.shape, [1, 160, 160, 3]);
+        assert_eq!(doc.outputs.len(), 4);
+        assert_eq!(value["trainer"], "odapi-tf1");
     }
 }

@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 
+pub use artifact_schemas::quantize::{FloatTensor, TensorSummary, WeightStorage};
 use serde::{Deserialize, Serialize};
 
 /// The custom op the SSD exporters end their graphs in.
@@ -74,39 +75,6 @@ impl Tensor {
 
 pub fn is_float_dtype(dtype: &str) -> bool {
     matches!(dtype, "float32" | "float16" | "float64")
-}
-
-/// A model input or output as the report lists it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct TensorSummary {
-    pub name: String,
-    pub dtype: String,
-    pub shape: Vec<i64>,
-}
-
-/// A tensor that holds float values, with the ops around it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct FloatTensor {
-    pub name: String,
-    pub dtype: String,
-    /// Constant data (a weight) rather than an activation.
-    pub constant: bool,
-    /// `OP#index` of the op that writes it; none for inputs and constants.
-    pub produced_by: Option<String>,
-    pub consumed_by: Vec<String>,
-}
-
-/// The op behind a weight tensor and how that weight is stored.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct WeightStorage {
-    pub op: String,
-    pub tensor: String,
-    /// The stored dtype (`float16` for a float16 weight dequantized at load).
-    pub dtype: String,
-    /// Quantization scales of the stored weight (1: per tensor; one per
-    /// output channel: per channel; 0: not quantized).
-    #[serde(default)]
-    pub scales: usize,
 }
 
 impl Operator {

@@ -10,7 +10,6 @@
 
 pub mod analysis;
 pub mod calibration;
-pub mod export_manifest;
 pub mod mode_check;
 pub mod params;
 pub mod report;

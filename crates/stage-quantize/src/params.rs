@@ -3,6 +3,8 @@
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+pub use artifact_schemas::quantize::Mode;
+
 pub use crate::calibration::CalibrationSplit;
 
 /// Params of the `quantize` stage.
@@ -48,37 +50,6 @@ fn default_calibration_images() -> u32 {
 
 fn default_toco_stat() -> f64 {
     128.0
-}
-
-/// A conversion the stage can run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum Mode {
-    Float32,
-    Float16,
-    Dynamic,
-    FullInt8,
-    QatInt8,
-    Toco,
-}
-
-impl Mode {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Mode::Float32 => "float32",
-            Mode::Float16 => "float16",
-            Mode::Dynamic => "dynamic",
-            Mode::FullInt8 => "full_int8",
-            Mode::QatInt8 => "qat_int8",
-            Mode::Toco => "toco",
-        }
-    }
-}
-
-impl std::fmt::Display for Mode {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
 }
 
 /// The element type of a quantized model's input.

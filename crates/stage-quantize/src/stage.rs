@@ -11,10 +11,13 @@ use stage_api::{
 
 use crate::analysis::ModelAnalysis;
 use crate::calibration::{self, CalibrationRecord};
-use crate::export_manifest::{Export, ExportFormat, InputTensor, Normalization};
 use crate::mode_check::{Expectation, check};
 use crate::params::{IoType, Mode, QuantizeParams};
-use crate::report::{CalibrationSummary, ConversionFacts, QuantizeReport, REPORT_FILE};
+use crate::report::{
+    ConversionFacts, QuantizeReport, REPORT_FILE, calibration_summary, new_report, summary,
+};
+use artifact_schemas::checkpoint::QuantScheme;
+use artifact_schemas::export::{Export, ExportFormat, InputTensor, Normalization};
 
 /// The conversion script, relative to the workspace root.
 pub const SCRIPT: &str = "crates/stage-quantize/python/quantize.py";
@@ -122,8 +125,8 @@ impl Stage for QuantizeStage {
             conversion_seconds: result.conversion_seconds,
             calibration_images: result.calibration_images,
         };
-        let mut report = QuantizeReport::new(facts, &result.analysis);
-        report.calibration = calibration.as_ref().map(CalibrationSummary::of);
+        let mut report = new_report(facts, &result.analysis);
+        report.calibration = calibration.as_ref().map(calibration_summary);
         warnings.extend(result.warnings);
         let outcome = check(
             Expectation {
@@ -148,7 +151,7 @@ impl Stage for QuantizeStage {
             )));
         }
         Ok(StageResult {
-            summary: Some(report.summary()),
+            summary: Some(summary(&report)),
             warnings,
             ..StageResult::default()
         }
@@ -238,7 +241,7 @@ fn check_mode_fits_export(params: &QuantizeParams, export: &Export) -> Result<()
             params.mode
         )));
     }
-    if params.mode == Mode::Toco && manifest.scheme() == "per_channel" {
+    if params.mode == Mode::Toco && manifest.scheme() == QuantScheme::PerChannel {
         return Err(StageError::input(format!(
             "mode `toco` writes per-tensor uint8 models, but {path} was trained with per-channel \
              fake-quantization (the legacy converter cannot read per-channel ranges); convert it \
@@ -464,7 +467,7 @@ mod tests {
 
     #[test]
     fn toco_stats_are_checked_against_the_export_normalization() {
-        use crate::export_manifest::PerChannel;
+        use artifact_schemas::export::PerChannel;
         let params = serde_json::from_str::<QuantizeParams>(r#"{"mode":"toco"}"#).unwrap();
         let mobilenet = Normalization {
             mean: PerChannel::All(127.5),

@@ -71,7 +71,8 @@ impl Stage for ReportStage {
             InputSpec::many(
                 "benches",
                 "bench.json of every variant (the bench stages' `results`)",
-            ),
+            )
+            .collects(artifact_schemas::bench::FILE),
             InputSpec {
                 required: false,
                 ..InputSpec::many(
@@ -79,6 +80,7 @@ impl Stage for ReportStage {
                     "evaluation.json of every variant (the bench stages' `evaluation`): per-image \
                      results for bootstrap intervals; without them accuracy has no intervals",
                 )
+                .collects(artifact_schemas::EVALUATION_FILE)
             },
             InputSpec::optional(
                 "records",

@@ -4,7 +4,7 @@
 //! trains with the backend's engine and writes:
 //!
 //! * `checkpoint/` — the checkpoint files, the rendered `pipeline.config`,
-//!   and `train.json` ([`checkpoint_manifest::CheckpointManifest`]: trainer,
+//!   and `train.json` ([`artifact_schemas::checkpoint::CheckpointManifest`]: trainer,
 //!   input size, normalization, class count, whether quantization-aware);
 //! * `train.json` — metrics: `losses` (`[[step, loss], ...]`), `final_loss`,
 //!   `seconds_per_step` (steps after the first), `first_step_seconds`
@@ -25,8 +25,6 @@
 //!   the config's `graph_rewriter`.
 
 pub mod backend;
-pub mod checkpoint_manifest;
 pub mod config;
 pub mod params;
-pub mod protobuf_backend;
 pub mod stage;

@@ -6,6 +6,8 @@ use std::path::PathBuf;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+pub use artifact_schemas::checkpoint::QuantScheme;
+
 /// Params of the `train` stage.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -246,24 +248,6 @@ pub struct Quantization {
     /// never), like the TF1 rewriter's freeze_bn_delay.
     #[serde(default)]
     pub freeze_batch_norm_after: Option<u32>,
-}
-
-/// How quantization-aware training quantizes weights.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum QuantScheme {
-    #[default]
-    PerChannel,
-    PerTensor,
-}
-
-impl QuantScheme {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            QuantScheme::PerChannel => "per_channel",
-            QuantScheme::PerTensor => "per_tensor",
-        }
-    }
 }
 
 fn default_input_size() -> u32 {

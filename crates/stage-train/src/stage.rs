@@ -10,9 +10,11 @@ use stage_api::{
 };
 
 use crate::backend::{self, Plan};
-use crate::checkpoint_manifest::{CheckpointManifest, MANIFEST, MOBILENET_NORMALIZATION, Trainer};
 use crate::config::{self, DataPaths};
 use crate::params::{Init, TrainParams};
+use artifact_schemas::checkpoint::{
+    CheckpointManifest, MANIFEST, MOBILENET_NORMALIZATION, Trainer,
+};
 
 /// The `train` stage.
 pub struct TrainStage;
@@ -174,7 +176,7 @@ impl Stage for TrainStage {
         };
         manifest
             .write(&checkpoint_dir)
-            .map_err(|e| StageError::io("writing checkpoint/train.json", e))?;
+            .map_err(|e| StageError::Other(e.to_string()))?;
 
         let mut metrics_doc = outcome.clone();
         if let Value::Object(map) = &mut metrics_doc {

@@ -1,4 +1,4 @@
-//! Picks protobuf's backend for the stage's Python. The managed
+//! Picks protobuf's backend for a stage's Python (the export stage's). The managed
 //! environment rewrites the OD API's old generated protos so that the fast
 //! (upb) backend loads them; its verification marker records that. Then the
 //! stage lets Python use the fast backend — writing a SavedModel costs about
@@ -37,7 +37,7 @@ fn environment_supports_fast_backend(python: &Path) -> bool {
     let Some(root) = python.parent().and_then(Path::parent) else {
         return false;
     };
-    let Ok(text) = std::fs::read_to_string(root.join(provision::python_env::MARKER)) else {
+    let Ok(text) = std::fs::read_to_string(root.join(crate::python_env::MARKER)) else {
         return false;
     };
     serde_json::from_str::<serde_json::Value>(&text)
@@ -61,13 +61,13 @@ mod tests {
         let python = dir.path().join("bin/python");
         assert!(!environment_supports_fast_backend(&python));
         std::fs::write(
-            dir.path().join(provision::python_env::MARKER),
+            dir.path().join(crate::python_env::MARKER),
             r#"{"import_check":{}}"#,
         )
         .unwrap();
         assert!(!environment_supports_fast_backend(&python));
         std::fs::write(
-            dir.path().join(provision::python_env::MARKER),
+            dir.path().join(crate::python_env::MARKER),
             r#"{"import_check":{"od_protos_any_backend":true}}"#,
         )
         .unwrap();

@@ -1,7 +1,8 @@
-//! `checkpoint/train.json`: what the export stage needs to know about a
-//! trained checkpoint — which trainer wrote it, the model's input size and
-//! normalization, whether it was trained quantization-aware, and which
-//! files hold the checkpoint and its pipeline.config.
+//! `checkpoint/train.json`, the checkpoint manifest: which trainer wrote a
+//! checkpoint, the model's input size and normalization, whether it was
+//! trained quantization-aware, and which files hold the checkpoint and its
+//! pipeline.config. Written by the train stage; read by the export stage
+//! and by a train stage that fine-tunes it (`init_checkpoint`).
 //!
 //! Layout of the `checkpoint/` output:
 //!
@@ -12,14 +13,18 @@
 //!   ckpt-N.index, ckpt-N.data-*, checkpoint   (TF2 object-based checkpoint)
 //! ```
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-pub use crate::params::QuantScheme;
+use crate::ArtifactError;
 
 /// File name of the manifest inside the checkpoint directory.
 pub const MANIFEST: &str = "train.json";
+
+/// What a checkpoint input must be, for errors.
+const EXPECTED: &str = "the input must be the train stage's `checkpoint/` directory";
 
 /// Who wrote the checkpoint, which decides how it is exported.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -31,7 +36,8 @@ pub enum Trainer {
     OdapiTf1,
     /// The Keras SSDLite, float or with fake-quantization (tfmot); export as
     /// a frozen graph (with FakeQuant ranges when quantization-aware) and a
-    /// `TFLite_Detection_PostProcess` node.
+    /// `TFLite_Detection_PostProcess` node. Alias: the Keras trainer was
+    /// named `keras-qat` while it trained quantization-aware models only.
     #[serde(alias = "keras-qat")]
     Keras,
 }
@@ -42,6 +48,25 @@ impl Trainer {
             Trainer::OdapiTf2 => "odapi-tf2",
             Trainer::OdapiTf1 => "odapi-tf1",
             Trainer::Keras => "keras",
+        }
+    }
+}
+
+/// How quantization-aware training quantizes weights (also the train
+/// stage's `quantization.scheme` param).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum QuantScheme {
+    #[default]
+    PerChannel,
+    PerTensor,
+}
+
+impl QuantScheme {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            QuantScheme::PerChannel => "per_channel",
+            QuantScheme::PerTensor => "per_tensor",
         }
     }
 }
@@ -74,7 +99,9 @@ pub struct CheckpointManifest {
     /// Detections kept after NMS, as configured.
     pub max_detections: u32,
     /// The Keras SSDLite's architecture params (`keras` only): input
-    /// size, depth multiplier, min depth, classes, BatchNorm decay.
+    /// size, depth multiplier, min depth, classes, BatchNorm decay. Kept as
+    /// JSON: the train stage's Python model defines them, and they pass
+    /// through the export stage to it unchanged.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub arch: Option<serde_json::Value>,
 }
@@ -92,50 +119,28 @@ pub const MOBILENET_NORMALIZATION: Normalization = Normalization {
     std: 127.5,
 };
 
-/// Why a checkpoint directory cannot be used.
-#[derive(Debug, thiserror::Error)]
-pub enum ManifestError {
-    #[error(
-        "{path}: cannot read it ({source}); the input must be the train stage's `checkpoint/` directory"
-    )]
-    Read {
-        path: PathBuf,
-        source: std::io::Error,
-    },
-    #[error("{path}: {detail}")]
-    Invalid { path: PathBuf, detail: String },
-}
-
 impl CheckpointManifest {
-    /// Reads `<dir>/train.json` and checks the files it names exist.
-    pub fn load(dir: &Path) -> Result<Self, ManifestError> {
+    /// Reads `<dir>/train.json` and checks the checkpoint it names exists.
+    pub fn load(dir: &Path) -> Result<Self, ArtifactError> {
         let path = dir.join(MANIFEST);
-        let text = std::fs::read_to_string(&path).map_err(|source| ManifestError::Read {
-            path: path.clone(),
-            source,
-        })?;
-        let manifest: Self = serde_json::from_str(&text).map_err(|e| ManifestError::Invalid {
-            path: path.clone(),
-            detail: format!("line {}, column {}: {e}", e.line(), e.column()),
-        })?;
+        let manifest: Self = crate::read(&path, EXPECTED)?;
         let index = dir.join(format!("{}.index", manifest.checkpoint_prefix));
         if !index.is_file() {
-            return Err(ManifestError::Invalid {
-                path,
-                detail: format!(
-                    "names checkpoint `{}` but {} is missing",
+            return Err(ArtifactError::invalid(
+                &path,
+                format!(
+                    "names checkpoint `{}` but {} is missing; re-run the train stage",
                     manifest.checkpoint_prefix,
                     index.display()
                 ),
-            });
+            ));
         }
         Ok(manifest)
     }
 
     /// Writes `<dir>/train.json` atomically.
-    pub fn write(&self, dir: &Path) -> std::io::Result<()> {
-        let bytes = serde_json::to_vec_pretty(self).map_err(std::io::Error::other)?;
-        stage_api::write_atomic(&dir.join(MANIFEST), &bytes)
+    pub fn write(&self, dir: &Path) -> Result<(), ArtifactError> {
+        crate::write(&dir.join(MANIFEST), self)
     }
 }
 
@@ -174,9 +179,66 @@ mod tests {
         std::fs::write(dir.path().join("ckpt-10.index"), b"").unwrap();
         let back = CheckpointManifest::load(dir.path()).unwrap();
         assert_eq!(back, manifest());
-        let json: serde_json::Value =
-            serde_json::from_slice(&std::fs::read(dir.path().join(MANIFEST)).unwrap()).unwrap();
-        assert_eq!(json["trainer"], "keras");
-        assert_eq!(json["normalization"]["mean"], 127.5);
+    }
+
+    #[test]
+    fn writes_the_keys_and_order_the_train_stage_always_wrote() {
+        let dir = tempfile::tempdir().unwrap();
+        manifest().write(dir.path()).unwrap();
+        let text = std::fs::read_to_string(dir.path().join(MANIFEST)).unwrap();
+        let keys: Vec<&str> = text
+            .lines()
+            .filter(|l| l.starts_with("  \""))
+            .filter_map(|l| l.trim().split('"').nth(1))
+            .collect();
+        assert_eq!(
+            keys,
+            [
+                "trainer",
+                "model",
+                "input_size",
+                "normalization",
+                "num_classes",
+                "quantization_aware",
+                "quantization_scheme",
+                "weight_bits",
+                "activation_bits",
+                "checkpoint_prefix",
+                "pipeline_config",
+                "steps",
+                "max_detections",
+                "arch"
+            ]
+        );
+        assert!(text.contains("\"trainer\": \"keras\""), "{text}");
+        assert!(text.contains("\"mean\": 127.5"), "{text}");
+    }
+
+    #[test]
+    fn reads_a_manifest_of_the_keras_qat_era() {
+        // Written when the Keras trainer was `keras-qat` and before
+        // `quantization_scheme` existed.
+        let old = r#"{"trainer": "keras-qat", "model": "ssdlite_mobilenet_v2", "input_size": 300,
+            "normalization": {"mean": 127.5, "std": 127.5}, "num_classes": 1,
+            "quantization_aware": true, "weight_bits": 8, "activation_bits": 8,
+            "checkpoint_prefix": "ckpt-5", "pipeline_config": "pipeline.config",
+            "steps": 5, "max_detections": 20}"#;
+        let parsed: CheckpointManifest =
+            crate::parse(Path::new("train.json"), old.as_bytes()).unwrap();
+        assert_eq!(parsed.trainer, Trainer::Keras);
+        assert_eq!(parsed.quantization_scheme, None);
+        assert_eq!(parsed.arch, None);
+    }
+
+    #[test]
+    fn a_directory_without_a_manifest_says_what_the_input_must_be() {
+        let dir = tempfile::tempdir().unwrap();
+        let err = CheckpointManifest::load(dir.path())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("train stage's `checkpoint/` directory"),
+            "{err}"
+        );
     }
 }
