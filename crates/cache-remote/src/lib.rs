@@ -20,6 +20,11 @@ mod store;
 pub use layout::RemoteUrl;
 pub use store::{Blob, PullStats, PushStats, Remote, RemoteSettings};
 
+/// Requests the client keeps in flight at once (benchmarks use the same for their baseline).
+pub fn store_concurrency() -> usize {
+    store::CONCURRENCY
+}
+
 /// Why the remote cache could not be used.
 #[derive(Debug, thiserror::Error)]
 pub enum RemoteError {
