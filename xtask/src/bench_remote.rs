@@ -237,7 +237,12 @@ fn bytes_of(entry: &CacheEntry) -> u64 {
 
 /// Commits the data as one cache entry (hard links into the staging
 /// directory, a copy where links are refused).
-fn commit_data(cache: &Cache, state: &Path, data: &Path, db: &StateDb) -> anyhow::Result<CacheEntry> {
+fn commit_data(
+    cache: &Cache,
+    state: &Path,
+    data: &Path,
+    db: &StateDb,
+) -> anyhow::Result<CacheEntry> {
     let staging = state.join("tmp/bench-entry");
     let outputs = staging.join("outputs");
     for file in stage_api::walk::walk_files(data, |_| true)? {
@@ -271,7 +276,8 @@ async fn raw_push(
 ) -> anyhow::Result<()> {
     futures::stream::iter(files)
         .map(|(path, object)| async move {
-            let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+            let bytes =
+                std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
             store.put(object, bytes.into()).await?;
             anyhow::Ok(())
         })

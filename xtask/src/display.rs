@@ -189,9 +189,7 @@ pub fn remote_line(event: &RemoteEvent) -> String {
             stats.blobs,
             mib(stats.bytes)
         ),
-        Transfer::Pushed(stats) if stats.already_there => {
-            "already on the remote cache".to_owned()
-        }
+        Transfer::Pushed(stats) if stats.already_there => "already on the remote cache".to_owned(),
         Transfer::Pushed(stats) => format!(
             "pushed to the remote cache ({} of {} files sent, {:.1} MiB)",
             stats.uploaded,

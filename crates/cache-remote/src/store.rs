@@ -222,16 +222,19 @@ impl Remote {
 
     /// Publishes an entry: uploads every blob (each file is hashed as it is
     /// read and must match its digest), then the document. An entry already
-    /// published is left as it is. A failure before the document is written
-    /// leaves no entry (uploaded blobs are harmless: content-addressed).
+    /// published is left as it is unless `repair` (its remote copy was found
+    /// corrupt): then every blob is sent again. A failure before the document
+    /// is written leaves no entry (uploaded blobs are harmless:
+    /// content-addressed).
     pub fn push(
         &self,
         key: &str,
         blobs: &[Blob],
         document: &[u8],
+        repair: bool,
     ) -> Result<PushStats, RemoteError> {
         let entry = self.url.entry(key)?;
-        if self.has_entry(key)? {
+        if !repair && self.has_entry(key)? {
             return Ok(PushStats {
                 already_there: true,
                 blobs: distinct(blobs).len(),
@@ -245,7 +248,7 @@ impl Remote {
         };
         self.runtime.block_on(async {
             let sent: Vec<Option<u64>> = futures::stream::iter(distinct.iter())
-                .map(|blob| self.upload_blob(blob))
+                .map(|blob| self.upload_blob(blob, repair))
                 .buffer_unordered(CONCURRENCY)
                 .try_collect()
                 .await?;
@@ -297,9 +300,10 @@ impl Remote {
     }
 
     /// Sends one blob unless it is already there; `Some(size)` when sent.
-    async fn upload_blob(&self, blob: &Blob) -> Result<Option<u64>, RemoteError> {
+    async fn upload_blob(&self, blob: &Blob, repair: bool) -> Result<Option<u64>, RemoteError> {
         let path = self.url.blob(&blob.digest)?;
-        if blob.size >= HEAD_FIRST
+        if !repair
+            && blob.size >= HEAD_FIRST
             && let Ok(meta) = self.store.head(&path).await
             && meta.size == blob.size
         {

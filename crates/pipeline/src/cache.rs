@@ -190,7 +190,10 @@ impl Cache {
                 entry: Box::new(entry),
                 pulled: Some(stats),
             },
-            Err(e) => RemoteLookup::Unusable(e.to_string()),
+            Err(e) => {
+                remote.reject(key);
+                RemoteLookup::Unusable(e.to_string())
+            }
         }
     }
 

@@ -264,9 +264,8 @@ impl Session {
 
     /// Uses another remote cache than the configured one (`--remote`), or none.
     pub fn use_remote(&mut self, choice: &RemoteChoice) -> Result<(), EngineError> {
-        let remote =
-            remote_cache::resolve(&self.workspace, self.pipeline.cache.as_ref(), choice)
-                .map_err(EngineError::Invalid)?;
+        let remote = remote_cache::resolve(&self.workspace, self.pipeline.cache.as_ref(), choice)
+            .map_err(EngineError::Invalid)?;
         self.cache = Cache::new(&self.workspace).with_remote(remote.map(RemoteCache::new));
         Ok(())
     }

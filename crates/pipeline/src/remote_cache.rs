@@ -97,9 +97,8 @@ pub fn resolve(
     let origin = |spec: &CacheSpec| format!("{}:{}", spec.file.display(), spec.pos);
     let config = match (choice, block) {
         (RemoteChoice::Url(url), block) => {
-            RemoteUrl::parse(url).map_err(|e| {
-                Diagnostics(vec![Diagnostic::new("--remote", None, e.to_string())])
-            })?;
+            RemoteUrl::parse(url)
+                .map_err(|e| Diagnostics(vec![Diagnostic::new("--remote", None, e.to_string())]))?;
             let mut settings = block.as_ref().map(settings_of).unwrap_or_default();
             settings.url = url.clone();
             RemoteConfig {
@@ -154,6 +153,8 @@ pub struct RemoteCache {
     env: Option<cache_remote::credentials::Env>,
     connection: Mutex<Option<Arc<Remote>>>,
     checked: Mutex<bool>,
+    /// Keys whose remote entry was found unusable: their next push repairs it.
+    rejected: Mutex<std::collections::BTreeSet<String>>,
 }
 
 impl RemoteCache {
@@ -163,6 +164,7 @@ impl RemoteCache {
             env: None,
             connection: Mutex::new(None),
             checked: Mutex::new(false),
+            rejected: Mutex::new(Default::default()),
         }
     }
 
@@ -230,9 +232,7 @@ impl RemoteCache {
                 remote: remote.describe(),
                 detail: format!("not an entry document: {e}"),
             })?;
-        if document.format != DOCUMENT_FORMAT
-            || document.key != key
-            || document.manifest.key != key
+        if document.format != DOCUMENT_FORMAT || document.key != key || document.manifest.key != key
         {
             return Err(RemoteError::Request {
                 operation: "read",
@@ -284,7 +284,23 @@ impl RemoteCache {
             log,
         };
         let bytes = serde_json::to_vec_pretty(&document).unwrap_or_default();
-        remote.push(&entry.manifest.key, &blobs, &bytes)
+        let key = &entry.manifest.key;
+        let repair = self
+            .rejected
+            .lock()
+            .is_ok_and(|rejected| rejected.contains(key));
+        let stats = remote.push(key, &blobs, &bytes, repair)?;
+        if let Ok(mut rejected) = self.rejected.lock() {
+            rejected.remove(key);
+        }
+        Ok(stats)
+    }
+
+    /// Marks the remote entry of `key` as unusable (its next push re-sends it).
+    pub fn reject(&self, key: &str) {
+        if let Ok(mut rejected) = self.rejected.lock() {
+            rejected.insert(key.to_owned());
+        }
     }
 
     /// Downloads the files (and log) of `document` into `staging`
@@ -403,7 +419,11 @@ mod tests {
             Some("http://10.0.0.1:9000")
         );
         assert!(project.push);
-        assert!(project.origin.ends_with(".edgepipe/config.yaml:2:3"), "{}", project.origin);
+        assert!(
+            project.origin.ends_with(".edgepipe/config.yaml:2:3"),
+            "{}",
+            project.origin
+        );
 
         let flag = resolve(
             &ws,
@@ -413,7 +433,10 @@ mod tests {
         .unwrap()
         .unwrap();
         assert_eq!(flag.settings.url, "s3://other/y");
-        assert_eq!(flag.settings.endpoint.as_deref(), Some("http://127.0.0.1:3900"));
+        assert_eq!(
+            flag.settings.endpoint.as_deref(),
+            Some("http://127.0.0.1:3900")
+        );
         assert_eq!(flag.settings.region.as_deref(), Some("garage"));
         assert_eq!(flag.origin, "--remote");
 
@@ -439,9 +462,15 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("config.yaml:2:11"), "{err}");
-        assert!(err.contains("invalid remote cache address `s3://c`"), "{err}");
+        assert!(
+            err.contains("invalid remote cache address `s3://c`"),
+            "{err}"
+        );
         assert!(err.contains("config.yaml:3:3"), "{err}");
-        assert!(err.contains("`secret_access_key` does not belong in a file"), "{err}");
+        assert!(
+            err.contains("`secret_access_key` does not belong in a file"),
+            "{err}"
+        );
     }
 
     #[test]

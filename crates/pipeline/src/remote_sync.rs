@@ -45,11 +45,8 @@ pub fn pull(session: &Session, observer: &dyn Observer) -> Result<Vec<RemoteEven
     for (stage, key) in locked {
         let transfer = match session.cache().lookup(&key, &session.db) {
             Lookup::Hit(_) => Transfer::Present,
-            Lookup::Missing | Lookup::Corrupt(_) => match session.cache().pull(&key, &session.db)
-            {
-                RemoteLookup::Found { pulled, .. } => {
-                    Transfer::Pulled(pulled.unwrap_or_default())
-                }
+            Lookup::Missing | Lookup::Corrupt(_) => match session.cache().pull(&key, &session.db) {
+                RemoteLookup::Found { pulled, .. } => Transfer::Pulled(pulled.unwrap_or_default()),
                 RemoteLookup::Missing => Transfer::Missing,
                 RemoteLookup::Unusable(reason) => Transfer::Failed(reason),
             },
