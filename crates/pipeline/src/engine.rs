@@ -555,7 +555,9 @@ impl Session {
                                 RemoteLookup::Missing => local,
                                 RemoteLookup::Unusable(reason) => {
                                     if let Some(observer) = pull {
-                                        observer.remote(&event(Transfer::Failed(reason.clone())));
+                                        observer.remote(&event(Transfer::Failed(format!(
+                                            "{reason}; the entry is not used and the stage is rebuilt"
+                                        ))));
                                     }
                                     remote_problem = Some(format!(
                                         "its remote cache entry cannot be used ({reason}) and it will be rebuilt"

@@ -740,6 +740,46 @@ mod tests {
     }
 
     #[test]
+    fn the_cache_block_names_a_remote_and_never_credentials() {
+        let p = parse(
+            "name: d\nstages: { a: { kind: f } }\ncache:\n  remote: s3://team-cache/ep\n  endpoint: http://127.0.0.1:3900\n  region: garage\n  push: false\n",
+        )
+        .unwrap();
+        let cache = p.cache.unwrap();
+        assert_eq!(cache.remote, "s3://team-cache/ep");
+        assert_eq!(cache.endpoint.as_deref(), Some("http://127.0.0.1:3900"));
+        assert_eq!(cache.region.as_deref(), Some("garage"));
+        assert_eq!(cache.push, Some(false));
+        assert_eq!(cache.pos, Pos { line: 4, column: 3 });
+
+        let err = parse(
+            "name: d\nstages: { a: { kind: f } }\ncache:\n  remote: https://x\n  endpoint: 127.0.0.1\n  aws_secret_access_key: k\n  remot: s3://abc\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("x.yaml:4:11: invalid remote cache address `https://x`"),
+            "{err}"
+        );
+        assert!(
+            err.contains("x.yaml:5:13: endpoint `127.0.0.1` must start with http://"),
+            "{err}"
+        );
+        assert!(
+            err.contains("x.yaml:6:3: `aws_secret_access_key` does not belong in a file"),
+            "{err}"
+        );
+        assert!(
+            err.contains("x.yaml:7:3: unknown key `remot` in `cache`"),
+            "{err}"
+        );
+        let err = parse("name: d\nstages: { a: { kind: f } }\ncache: { region: x }\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("`cache` has no `remote`"), "{err}");
+    }
+
+    #[test]
     fn unknown_keys_get_a_suggestion_and_position() {
         let err = parse("name: d\nstages:\n  a:\n    kind: fetch\n    parms: {}\n").unwrap_err();
         assert_eq!(
