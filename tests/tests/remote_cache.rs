@@ -378,7 +378,7 @@ fn a_wrong_endpoint_secret_or_bucket_stops_the_run_before_any_stage() {
     sb.write("data/in.txt", "x\n");
     let state = sb.path().join("state");
     let yaml = sb.path().join("p.yaml");
-    let origin = format!("{}:15:5", yaml.display());
+    let origin = format!("{}:15:3", yaml.display());
     let check = |run: &Run, expected: &str| {
         assert!(!run.success(), "{run}");
         assert!(run.stderr.contains(expected), "expected {expected}\n{run}");
