@@ -545,7 +545,7 @@ fn s3_detail(text: &str) -> String {
         .find("status ")
         .map(|i| {
             text[i + 7..]
-                .split(|c: char| c == ':' || c == ',')
+                .split([':', ','])
                 .next()
                 .unwrap_or("")
                 .trim()

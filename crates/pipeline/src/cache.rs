@@ -34,7 +34,13 @@ pub enum CacheError {
     #[error(transparent)]
     Digest(#[from] DigestError),
     #[error(transparent)]
-    Remote(#[from] RemoteError),
+    Remote(Box<RemoteError>),
+}
+
+impl From<RemoteError> for CacheError {
+    fn from(error: RemoteError) -> Self {
+        CacheError::Remote(Box::new(error))
+    }
 }
 
 pub(crate) fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> CacheError {

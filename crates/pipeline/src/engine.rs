@@ -47,7 +47,7 @@ pub enum EngineError {
     #[error("{source} (remote cache set in {origin})")]
     Remote {
         origin: String,
-        source: cache_remote::RemoteError,
+        source: Box<cache_remote::RemoteError>,
     },
     #[error("cannot provision the managed Python environment: {0}")]
     Provision(String),
@@ -280,7 +280,7 @@ impl Session {
         match self.cache.remote() {
             Some(remote) => remote.check().map_err(|source| EngineError::Remote {
                 origin: remote.config().origin.clone(),
-                source,
+                source: Box::new(source),
             }),
             None => Ok(()),
         }
