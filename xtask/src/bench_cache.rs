@@ -202,7 +202,7 @@ fn rayon_threads() -> usize {
 
 /// Writes `files` files of pseudo-random bytes totalling `bytes`, unless a
 /// marker says the directory already holds exactly that.
-fn make_data(dir: &Path, files: usize, bytes: u64) -> anyhow::Result<()> {
+pub(crate) fn make_data(dir: &Path, files: usize, bytes: u64) -> anyhow::Result<()> {
     let marker = dir.join(".complete");
     let expected = format!("{files} {bytes}\n");
     if std::fs::read_to_string(&marker).is_ok_and(|m| m == expected) {

@@ -1,4 +1,5 @@
-//! `cargo xtask bench-dispatch`: what running a stage as a Slurm job adds.
+//! The dispatch part of `cargo xtask bench-remote`: what running a stage as
+//! a Slurm job adds.
 //! A chain of 20 no-op `testkit` stages runs with the local executor and
 //! with the slurm executor, alternately, in this process; the per-stage wall
 //! times (start to commit, as the run reports them) give the median per-stage
@@ -18,17 +19,14 @@ use pipeline::engine::{Quiet, RunOptions, Session, Status};
 use pipeline::executor::Executor;
 use pipeline::workspace::Workspace;
 
-#[derive(clap::Args)]
+/// What to measure.
 pub struct Args {
     /// Where the pipeline and its state live.
-    #[arg(long)]
-    dir: Option<PathBuf>,
+    pub dir: Option<PathBuf>,
     /// Number of chained stages.
-    #[arg(long, default_value_t = 20)]
-    stages: usize,
+    pub stages: usize,
     /// Runs of the chain per executor (all their stage times are pooled).
-    #[arg(long, default_value_t = 3)]
-    repeats: usize,
+    pub repeats: usize,
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {

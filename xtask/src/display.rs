@@ -11,6 +11,7 @@ use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use pipeline::engine::{
     EngineError, Observer, PlanStatus, PlannedStage, RunReport, Session, StageOutcome, Status,
 };
+use pipeline::remote_cache::{RemoteEvent, Transfer};
 use stage_api::Progress;
 
 use crate::plain_progress::{self, PlainProgress};
@@ -173,6 +174,37 @@ impl Observer for LiveDisplay {
             seconds(outcome.duration)
         ));
     }
+
+    fn remote(&self, event: &RemoteEvent) {
+        self.line(remote_line(event));
+    }
+}
+
+/// One line for a remote-cache transfer.
+pub fn remote_line(event: &RemoteEvent) -> String {
+    let mib = |bytes: u64| bytes as f64 / (1u64 << 20) as f64;
+    let what = match &event.transfer {
+        Transfer::Pulled(stats) => format!(
+            "pulled from the remote cache ({} files, {:.1} MiB)",
+            stats.blobs,
+            mib(stats.bytes)
+        ),
+        Transfer::Pushed(stats) if stats.already_there => "already on the remote cache".to_owned(),
+        Transfer::Pushed(stats) => format!(
+            "pushed to the remote cache ({} of {} files sent, {:.1} MiB)",
+            stats.uploaded,
+            stats.blobs,
+            mib(stats.bytes_uploaded)
+        ),
+        Transfer::Present => "already in the local cache".to_owned(),
+        Transfer::Missing => "not in the cache it would come from".to_owned(),
+        Transfer::Failed(reason) => format!("remote cache: {reason}"),
+    };
+    format!(
+        "[{}] {what} (key {})",
+        event.stage,
+        &event.key[..12.min(event.key.len())]
+    )
 }
 
 fn first_line(text: &str) -> &str {
@@ -194,6 +226,12 @@ pub fn print_plan(session: &Session, plan: &[PlannedStage]) {
         match &planned.status {
             PlanStatus::Cached { key } => println!(
                 "  cached   {:<20} {:<10} {}",
+                planned.stage,
+                planned.kind,
+                &key[..12]
+            ),
+            PlanStatus::CachedRemotely { key } => println!(
+                "  remote   {:<20} {:<10} {}  cached remotely (a run pulls it)",
                 planned.stage,
                 planned.kind,
                 &key[..12]

@@ -7,6 +7,7 @@ mod bench_cache;
 mod bench_dispatch;
 mod bench_harness;
 mod bench_map;
+mod bench_remote;
 mod bench_tfrecord;
 mod ci;
 mod clean;
@@ -17,6 +18,7 @@ mod edgetpu_check;
 mod gc;
 mod plain_progress;
 mod plan;
+mod remote;
 mod report;
 mod reproduce;
 mod run_pipeline;
@@ -58,8 +60,6 @@ enum Command {
     Clean(clean::Args),
     /// Benchmark the cache on a synthetic 20-stage pipeline over 1 GiB.
     BenchCache(bench_cache::Args),
-    /// Benchmark the Slurm executor's dispatch overhead per stage against the local executor.
-    BenchDispatch(bench_dispatch::Args),
     /// Benchmark VOC + JPEG -> TFRecord against a TF-Python writer and the copy+sha256 floor.
     BenchTfrecord(delegate::PassThrough),
     /// Benchmark the bench stage's latency loop against a plain Python ai_edge_litert loop.
@@ -76,6 +76,12 @@ enum Command {
     EdgetpuCheck(edgetpu_check::Args),
     /// Re-run recorded stages, ignoring the cache, and compare them with the lock file.
     Reproduce(reproduce::Args),
+    /// Send the cache entries a pipeline's lock file names to the remote cache.
+    Push(remote::Args),
+    /// Fetch the cache entries a pipeline's lock file names from the remote cache.
+    Pull(remote::Args),
+    /// Benchmark the remote cache (push/pull of 1 GiB / 10,000 files against a raw object_store copy) and the slurm executor's dispatch overhead.
+    BenchRemote(bench_remote::Args),
     /// Rebuild the report of the last run from its lock file and the cache (runs nothing else).
     Report(report::Args),
 }
@@ -91,7 +97,6 @@ fn main() -> ExitCode {
         Command::Gc(args) => gc::run(args),
         Command::Clean(args) => clean::run(args),
         Command::BenchCache(args) => bench_cache::run(args),
-        Command::BenchDispatch(args) => bench_dispatch::run(args),
         Command::BenchTfrecord(args) => bench_tfrecord::run(args),
         Command::BenchHarness(args) => bench_harness::run(args),
         Command::BenchMap(args) => bench_map::run(args),
@@ -101,6 +106,9 @@ fn main() -> ExitCode {
         Command::EdgetpuCheck(args) => edgetpu_check::run(args),
         Command::Report(args) => report::run(args),
         Command::Reproduce(args) => reproduce::run(args),
+        Command::Push(args) => remote::push(args),
+        Command::Pull(args) => remote::pull(args),
+        Command::BenchRemote(args) => bench_remote::run(args),
     };
     match outcome {
         Ok(code) => code,

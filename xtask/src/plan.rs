@@ -15,12 +15,18 @@ pub struct Args {
     /// Plan for this executor.
     #[arg(long, value_parser = crate::run_pipeline::parse_executor)]
     executor: Option<Executor>,
+    #[command(flatten)]
+    remote: crate::remote::RemoteArgs,
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let workspace = crate::workspace();
     let live = display::LiveDisplay::new();
-    let session = Session::load(&workspace, &args.file, &live).map_err(display::engine_error)?;
+    let mut session =
+        Session::load(&workspace, &args.file, &live).map_err(display::engine_error)?;
+    session
+        .use_remote(&args.remote.choice())
+        .map_err(display::engine_error)?;
     let options = RunOptions {
         executor: args.executor,
         ..Default::default()

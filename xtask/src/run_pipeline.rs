@@ -33,6 +33,8 @@ pub struct Args {
     no_wait: bool,
     #[command(flatten)]
     progress: display::ProgressArgs,
+    #[command(flatten)]
+    remote: crate::remote::RemoteArgs,
 }
 
 pub fn parse_executor(text: &str) -> Result<Executor, String> {
@@ -43,7 +45,11 @@ pub fn parse_executor(text: &str) -> Result<Executor, String> {
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let workspace = crate::workspace();
     let live = LiveDisplay::with_progress_interval(args.progress.interval()?);
-    let session = Session::load(&workspace, &args.file, &live).map_err(display::engine_error)?;
+    let mut session =
+        Session::load(&workspace, &args.file, &live).map_err(display::engine_error)?;
+    session
+        .use_remote(&args.remote.choice())
+        .map_err(display::engine_error)?;
     let options = RunOptions {
         only: args.only,
         force: args.force,

@@ -4,14 +4,23 @@
 //! written staging directory, so a crash never leaves a half entry under its
 //! key; an entry whose files no longer match its manifest is reported as
 //! corrupt and rebuilt by the caller.
+//!
+//! With a remote (see [`crate::remote_cache`]) the cache also pulls entries
+//! it lacks — downloaded into a staging directory, checked file by file
+//! against their digests, then committed like a built entry — and pushes
+//! entries it built.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use cache_remote::{PullStats, PushStats, RemoteError};
 
 use serde::{Deserialize, Serialize};
 use stage_api::StageResult;
 
 use crate::digest::{self, DigestError, StateDb, TreeFile};
+use crate::remote_cache::{EntryDocument, RemoteCache};
 use crate::workspace::Workspace;
 
 /// Why the cache could not be read or written.
@@ -24,6 +33,14 @@ pub enum CacheError {
     },
     #[error(transparent)]
     Digest(#[from] DigestError),
+    #[error(transparent)]
+    Remote(Box<RemoteError>),
+}
+
+impl From<RemoteError> for CacheError {
+    fn from(error: RemoteError) -> Self {
+        CacheError::Remote(Box::new(error))
+    }
 }
 
 pub(crate) fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> CacheError {
@@ -96,17 +113,131 @@ pub enum Lookup {
     Corrupt(String),
 }
 
-/// The store under `<state>/cache`.
+/// What the remote holds for a key.
+#[derive(Debug)]
+pub enum RemoteLookup {
+    /// Published; the entry is where it will be once pulled (or is, after a pull).
+    Found {
+        entry: Box<CacheEntry>,
+        pulled: Option<PullStats>,
+    },
+    Missing,
+    /// Published but not usable (corrupt or unreadable); the reason says why.
+    Unusable(String),
+}
+
+/// The store under `<state>/cache`, with an optional remote.
 #[derive(Debug, Clone)]
 pub struct Cache {
     workspace: Workspace,
+    remote: Option<Arc<RemoteCache>>,
 }
 
 impl Cache {
     pub fn new(workspace: &Workspace) -> Self {
         Cache {
             workspace: workspace.clone(),
+            remote: None,
         }
+    }
+
+    /// The same cache backed by `remote` (or by none).
+    pub fn with_remote(mut self, remote: Option<RemoteCache>) -> Self {
+        self.remote = remote.map(Arc::new);
+        self
+    }
+
+    pub fn remote(&self) -> Option<&RemoteCache> {
+        self.remote.as_deref()
+    }
+
+    /// What the remote has for `key`, without downloading its files.
+    pub fn lookup_remote(&self, key: &str) -> RemoteLookup {
+        let Some(remote) = self.remote() else {
+            return RemoteLookup::Missing;
+        };
+        match remote.document(key) {
+            Ok(Some(document)) => RemoteLookup::Found {
+                entry: Box::new(CacheEntry {
+                    dir: self.entry_dir(key),
+                    manifest: document.manifest,
+                    result: document.result,
+                }),
+                pulled: None,
+            },
+            Ok(None) => RemoteLookup::Missing,
+            Err(e) => RemoteLookup::Unusable(e.to_string()),
+        }
+    }
+
+    /// Pulls the remote entry of `key` into the local cache: files go to a
+    /// staging directory, each checked against its digest as it arrives,
+    /// then the entry is committed as a built one is. Nothing is left behind
+    /// when a file is missing or corrupt.
+    pub fn pull(&self, key: &str, db: &StateDb) -> RemoteLookup {
+        let Some(remote) = self.remote() else {
+            return RemoteLookup::Missing;
+        };
+        let document = match remote.document(key) {
+            Ok(Some(document)) => document,
+            Ok(None) => return RemoteLookup::Missing,
+            Err(e) => return RemoteLookup::Unusable(e.to_string()),
+        };
+        let staging = self.workspace.tmp_dir().join(format!(
+            "pull-{}-{}",
+            &key[..16.min(key.len())],
+            std::process::id()
+        ));
+        let _ = std::fs::remove_dir_all(&staging);
+        let outcome = self.pull_into(remote, &document, &staging, db);
+        let _ = std::fs::remove_dir_all(&staging);
+        match outcome {
+            Ok((entry, stats)) => RemoteLookup::Found {
+                entry: Box::new(entry),
+                pulled: Some(stats),
+            },
+            Err(e) => {
+                remote.reject(key);
+                RemoteLookup::Unusable(e.to_string())
+            }
+        }
+    }
+
+    fn pull_into(
+        &self,
+        remote: &RemoteCache,
+        document: &EntryDocument,
+        staging: &Path,
+        db: &StateDb,
+    ) -> Result<(CacheEntry, PullStats), CacheError> {
+        let stats = remote.download(document, staging)?;
+        // The files were hashed as they were written: remember their digests
+        // so the check below does not read them again.
+        let outputs = staging.join("outputs");
+        for file in &document.manifest.files {
+            let path = outputs.join(&file.path);
+            let metadata =
+                std::fs::metadata(&path).map_err(io(format!("reading {}", path.display())))?;
+            db.remember(&path, &metadata, &file.digest);
+        }
+        let entry = self.publish(
+            staging,
+            &document.key,
+            document.manifest.clone(),
+            &document.result,
+            db,
+            true,
+        )?;
+        Ok((entry, stats))
+    }
+
+    /// Pushes a committed entry to the remote (an error when there is none).
+    pub fn push(&self, entry: &CacheEntry) -> Result<PushStats, CacheError> {
+        let remote = self.remote().ok_or_else(|| CacheError::Io {
+            context: "pushing".to_owned(),
+            source: std::io::Error::other("no remote cache is configured"),
+        })?;
+        Ok(remote.push(entry)?)
     }
 
     pub fn entry_dir(&self, key: &str) -> PathBuf {
@@ -165,6 +296,21 @@ impl Cache {
             files,
             outputs,
         };
+        self.publish(staging, key, manifest, result, db, false)
+    }
+
+    /// Writes `manifest` and `result` into `staging`, checks its files
+    /// against the manifest when asked (a pulled entry) and renames it to
+    /// `cache/<key>`.
+    fn publish(
+        &self,
+        staging: &Path,
+        key: &str,
+        manifest: Manifest,
+        result: &StageResult,
+        db: &StateDb,
+        check_files: bool,
+    ) -> Result<CacheEntry, CacheError> {
         let write = |name: &str, bytes: Vec<u8>| {
             let path = staging.join(name);
             stage_api::write_atomic(&path, &bytes)
@@ -178,6 +324,12 @@ impl Cache {
             "manifest.json",
             serde_json::to_vec_pretty(&manifest).unwrap_or_default(),
         )?;
+        if check_files {
+            verify(staging, key, db).map_err(|reason| CacheError::Io {
+                context: format!("checking the pulled entry {key}"),
+                source: std::io::Error::other(reason),
+            })?;
+        }
         let dir = self.entry_dir(key);
         std::fs::create_dir_all(self.workspace.cache_dir())
             .map_err(io("creating the cache directory"))?;

@@ -16,13 +16,14 @@ use stage_api::{
     StageRequest,
 };
 
-use crate::cache::{Cache, CacheEntry, CacheError, Lookup};
+use crate::cache::{Cache, CacheEntry, CacheError, Lookup, RemoteLookup};
 use crate::catalog::{Catalog, CatalogError};
 use crate::diagnostic::{Diagnostic, Diagnostics};
 use crate::digest::{self, DigestError, StateDb};
 use crate::executor::{self, Executor, IdentitySource};
 use crate::lockfile::{LockFile, LockFileError, LockRegistry, LockedArtifact, LockedStage};
 use crate::model::{InputSource, Pipeline, StageSpec};
+use crate::remote_cache::{self, RemoteCache, RemoteChoice, RemoteEvent, Transfer};
 use crate::run_lock::{RunLock, RunLockError};
 use crate::runner::{self, RunSpec, StageFailure};
 use crate::scheduler::{Action, FailurePolicy, Node, Scheduler, SkipReason};
@@ -44,6 +45,11 @@ pub enum EngineError {
     LockFile(#[from] LockFileError),
     #[error(transparent)]
     RunLock(#[from] RunLockError),
+    #[error("{source} (remote cache set in {origin})")]
+    Remote {
+        origin: String,
+        source: Box<cache_remote::RemoteError>,
+    },
     #[error("cannot provision the managed Python environment: {0}")]
     Provision(String),
     #[error(transparent)]
@@ -142,6 +148,10 @@ pub enum PlanStatus {
     Cached {
         key: String,
     },
+    /// Not in the local cache, published on the remote: a run pulls it.
+    CachedRemotely {
+        key: String,
+    },
     Run {
         key: Option<String>,
         reasons: Vec<String>,
@@ -164,6 +174,8 @@ pub trait Observer: Sync {
     fn stage_started(&self, _stage: &str, _kind: &str) {}
     fn stage_progress(&self, _stage: &str, _progress: &Progress) {}
     fn stage_finished(&self, _outcome: &StageOutcome) {}
+    /// An entry was pulled from or pushed to the remote cache, or could not be.
+    fn remote(&self, _event: &RemoteEvent) {}
 }
 
 /// An observer that ignores everything.
@@ -235,9 +247,15 @@ impl Session {
         let descriptions = catalog.describe(&kinds, workspace, &db)?;
         let order = validate::validate(&pipeline, catalog.kinds(), &descriptions)
             .map_err(EngineError::Invalid)?;
+        let remote = remote_cache::resolve(
+            workspace,
+            pipeline.cache.as_ref(),
+            &RemoteChoice::Configured,
+        )
+        .map_err(EngineError::Invalid)?;
         Ok(Session {
             workspace: workspace.clone(),
-            cache: Cache::new(workspace),
+            cache: Cache::new(workspace).with_remote(remote.map(RemoteCache::new)),
             catalog,
             pipeline,
             descriptions,
@@ -247,6 +265,30 @@ impl Session {
             dockerfiles_digest: OnceLock::new(),
             external_digests: Mutex::new(HashMap::new()),
         })
+    }
+
+    /// Uses another remote cache than the configured one (`--remote`), or none.
+    pub fn use_remote(&mut self, choice: &RemoteChoice) -> Result<(), EngineError> {
+        let remote = remote_cache::resolve(&self.workspace, self.pipeline.cache.as_ref(), choice)
+            .map_err(EngineError::Invalid)?;
+        self.cache = Cache::new(&self.workspace).with_remote(remote.map(RemoteCache::new));
+        Ok(())
+    }
+
+    /// The local cache and its remote.
+    pub fn cache(&self) -> &Cache {
+        &self.cache
+    }
+
+    /// Checks the remote cache (endpoint, credentials, bucket) when one is set.
+    pub fn check_remote(&self) -> Result<(), EngineError> {
+        match self.cache.remote() {
+            Some(remote) => remote.check().map_err(|source| EngineError::Remote {
+                origin: remote.config().origin.clone(),
+                source: Box::new(source),
+            }),
+            None => Ok(()),
+        }
     }
 
     fn description(&self, stage: &StageSpec) -> Result<&StageDescription, EngineError> {
@@ -449,10 +491,21 @@ impl Session {
 
     /// What a run would do, and why each stage that must run has to.
     pub fn plan(&self, options: &RunOptions) -> Result<Vec<PlannedStage>, EngineError> {
+        self.plan_with(options, None)
+    }
+
+    /// The plan; with `pull`, entries found on the remote cache are pulled
+    /// (and reported to the observer) instead of reported as remote.
+    fn plan_with(
+        &self,
+        options: &RunOptions,
+        pull: Option<&dyn Observer>,
+    ) -> Result<Vec<PlannedStage>, EngineError> {
         self.check_selection(&options.only, "--only")?;
         self.check_selection(&options.force, "--force")?;
         executor::check_remote_docker(&self.pipeline, options.executor, &self.workspace)
             .map_err(EngineError::Invalid)?;
+        self.check_remote()?;
         let lock = LockFile::read(&self.pipeline.lock_path(), &self.pipeline.name)?;
         let selected = self.selected(options);
         let mut entries: HashMap<String, CacheEntry> = HashMap::new();
@@ -483,7 +536,51 @@ impl Session {
                 }
                 Some(keyed) => {
                     let forced = options.force.contains(&stage.name);
-                    match self.cache.lookup(&keyed.key, &self.db) {
+                    let mut remote_problem = None;
+                    let lookup = match self.cache.lookup(&keyed.key, &self.db) {
+                        Lookup::Hit(entry) => Lookup::Hit(entry),
+                        _ if forced => Lookup::Missing,
+                        local => {
+                            let remote = match pull {
+                                Some(_) => self.cache.pull(&keyed.key, &self.db),
+                                None => self.cache.lookup_remote(&keyed.key),
+                            };
+                            let event = |transfer| RemoteEvent {
+                                stage: stage.name.clone(),
+                                key: keyed.key.clone(),
+                                transfer,
+                            };
+                            match remote {
+                                RemoteLookup::Found { entry, pulled } => {
+                                    if let (Some(observer), Some(stats)) = (pull, pulled) {
+                                        observer.remote(&event(Transfer::Pulled(stats)));
+                                        Lookup::Hit(entry)
+                                    } else {
+                                        entries.insert(stage.name.clone(), *entry);
+                                        planned.push(PlannedStage {
+                                            stage: stage.name.clone(),
+                                            kind: stage.kind.clone(),
+                                            status: PlanStatus::CachedRemotely { key: keyed.key },
+                                        });
+                                        continue;
+                                    }
+                                }
+                                RemoteLookup::Missing => local,
+                                RemoteLookup::Unusable(reason) => {
+                                    if let Some(observer) = pull {
+                                        observer.remote(&event(Transfer::Failed(format!(
+                                            "{reason}; the entry is not used and the stage is rebuilt"
+                                        ))));
+                                    }
+                                    remote_problem = Some(format!(
+                                        "its remote cache entry cannot be used ({reason}) and it will be rebuilt"
+                                    ));
+                                    local
+                                }
+                            }
+                        }
+                    };
+                    match lookup {
                         Lookup::Hit(entry) if !forced => {
                             entries.insert(stage.name.clone(), *entry);
                             PlanStatus::Cached { key: keyed.key }
@@ -505,6 +602,7 @@ impl Session {
                                 }
                                 _ => {}
                             }
+                            reasons.extend(remote_problem);
                             PlanStatus::Run {
                                 key: Some(keyed.key),
                                 reasons,
@@ -536,7 +634,7 @@ impl Session {
             |holder| observer.waiting_for_lock(holder),
         )?;
         self.clean_staging();
-        let plan = self.plan(options)?;
+        let plan = self.plan_with(options, Some(observer))?;
         // Build what may run, and provision Python if a local Python stage may run.
         let may_run: Vec<&StageSpec> = plan
             .iter()
@@ -574,6 +672,7 @@ impl Session {
             None
         };
         let outcomes = self.schedule(options, &binaries, python.as_deref(), observer)?;
+        self.push_built(&outcomes, observer);
         let report = self.finish(outcomes, python.as_deref())?;
         let _ = self.db.save();
         Ok(report)
@@ -601,6 +700,29 @@ impl Session {
                 Some((stage.name.clone(), job))
             })
             .collect()
+    }
+
+    /// Pushes the entries this run built to the remote cache (when it has
+    /// one and pushing is on). A failed push is reported, not fatal: the
+    /// entry stays valid locally and `cargo xtask push` can send it later.
+    fn push_built(&self, outcomes: &[Finished], observer: &dyn Observer) {
+        if !self.cache.remote().is_some_and(|r| r.config().push) {
+            return;
+        }
+        for (outcome, done) in outcomes {
+            let (Status::Ran, Some((keyed, entry))) = (outcome.status, done) else {
+                continue;
+            };
+            let transfer = match self.cache.push(entry) {
+                Ok(stats) => Transfer::Pushed(stats),
+                Err(e) => Transfer::Failed(e.to_string()),
+            };
+            observer.remote(&RemoteEvent {
+                stage: outcome.stage.clone(),
+                key: keyed.key.clone(),
+                transfer,
+            });
+        }
     }
 
     /// Runs `STAGE validate` on the params of the stages about to run, so a

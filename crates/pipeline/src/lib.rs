@@ -17,6 +17,8 @@ pub mod locked_inputs;
 pub mod lockfile;
 pub mod maintenance;
 pub mod model;
+pub mod remote_cache;
+pub mod remote_sync;
 pub mod reproduce;
 pub mod run_lock;
 pub mod runner;

@@ -14,6 +14,7 @@
 //!     kind: fetch
 //!     inputs: { source: ${data.file} }         # another stage's output
 //!     params: { name: copy.csv }
+//! cache: { remote: s3://team-cache/edgepipe, endpoint: http://127.0.0.1:3900, region: garage }
 //! ```
 
 use std::collections::BTreeMap;
@@ -26,7 +27,7 @@ use crate::suggest;
 use crate::yaml::{self, Key, Node, NodeValue, Pos};
 use serde_json::{Map, Value};
 
-const TOP_KEYS: [&str; 4] = ["name", "description", "executor", "stages"];
+const TOP_KEYS: [&str; 5] = ["name", "description", "executor", "stages", "cache"];
 const STAGE_KEYS: [&str; 4] = ["kind", "params", "inputs", "executor"];
 const EXECUTOR_KEYS: [&str; 7] = [
     "kind",
@@ -38,6 +39,18 @@ const EXECUTOR_KEYS: [&str; 7] = [
     "slurm",
 ];
 const DOCKER_KEYS: [&str; 4] = ["gpus", "context", "image_prefix", "shared_paths"];
+const CACHE_KEYS: [&str; 5] = ["remote", "endpoint", "region", "profile", "push"];
+/// Keys that would put credentials in a file (refused with a pointer to the AWS chain).
+const CREDENTIAL_KEYS: [&str; 8] = [
+    "access_key_id",
+    "aws_access_key_id",
+    "secret_access_key",
+    "aws_secret_access_key",
+    "session_token",
+    "aws_session_token",
+    "secret",
+    "password",
+];
 
 /// A parsed pipeline file.
 #[derive(Debug, Clone)]
@@ -48,6 +61,26 @@ pub struct Pipeline {
     pub executor: ExecutorSpec,
     /// Stages in file order.
     pub stages: Vec<StageSpec>,
+    /// The `cache:` block (a remote artifact cache), when written.
+    pub cache: Option<CacheSpec>,
+}
+
+/// A `cache:` block: where the remote artifact cache is. The same block is
+/// read from the user and project config files (see [`crate::remote_cache`]).
+/// Credentials are never part of it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CacheSpec {
+    /// `s3://bucket/prefix`.
+    pub remote: String,
+    pub endpoint: Option<String>,
+    pub region: Option<String>,
+    /// The AWS profile whose keys to use.
+    pub profile: Option<String>,
+    /// Push what a run builds (default true); `false` only pulls.
+    pub push: Option<bool>,
+    /// The file and position of the block (for messages).
+    pub file: PathBuf,
+    pub pos: Pos,
 }
 
 /// One stage of a pipeline.
@@ -169,6 +202,33 @@ impl Pipeline {
         let pipeline = builder.pipeline(&root);
         if builder.diagnostics.is_empty() {
             pipeline.ok_or_else(|| Diagnostics(Vec::new()))
+        } else {
+            Err(Diagnostics(builder.diagnostics))
+        }
+    }
+
+    /// Reads the `cache:` block of a config file (`cache` is its one key).
+    pub fn parse_cache_config(file: &Path, text: &str) -> Result<Option<CacheSpec>, Diagnostics> {
+        let root = yaml::parse(text).map_err(|err| {
+            Diagnostics(vec![Diagnostic::new(
+                file,
+                err.pos,
+                format!("invalid YAML: {}", err.message),
+            )])
+        })?;
+        let mut builder = Builder {
+            file,
+            diagnostics: Vec::new(),
+        };
+        let spec = match &root.value {
+            NodeValue::Null => None,
+            _ => builder
+                .mapping(&root, "the config file", &["cache"])
+                .and_then(|entries| entries.iter().find(|(k, _)| k.name == "cache"))
+                .and_then(|(_, node)| builder.cache(node)),
+        };
+        if builder.diagnostics.is_empty() {
+            Ok(spec)
         } else {
             Err(Diagnostics(builder.diagnostics))
         }
@@ -298,6 +358,7 @@ impl Builder<'_> {
         let executor = get("executor")
             .map(|n| self.executor(n))
             .unwrap_or_default();
+        let cache = get("cache").and_then(|n| self.cache(n));
         let mut stages = Vec::new();
         match get("stages") {
             Some(node) => {
@@ -327,6 +388,7 @@ impl Builder<'_> {
             file: self.file.to_path_buf(),
             executor,
             stages,
+            cache,
         })
     }
 
@@ -580,6 +642,84 @@ impl Builder<'_> {
         spec
     }
 
+    /// A `cache:` block; `remote` is required and must be an `s3://` address.
+    fn cache(&mut self, node: &Node) -> Option<CacheSpec> {
+        let entries = node.as_map();
+        for (key, _) in entries.unwrap_or_default() {
+            if CREDENTIAL_KEYS.contains(&key.name.to_ascii_lowercase().as_str()) {
+                self.error_help(
+                    key.pos,
+                    format!("`{}` does not belong in a file: credentials never go into pipeline or config files", key.name),
+                    "set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY in the environment, or keys in a profile of ~/.aws/credentials (choose it with `profile:` or AWS_PROFILE)",
+                );
+            }
+        }
+        let allowed: Vec<&str> = CACHE_KEYS
+            .iter()
+            .chain(CREDENTIAL_KEYS.iter())
+            .copied()
+            .collect();
+        let entries = self.mapping(node, "`cache`", &allowed)?;
+        let mut spec = CacheSpec {
+            remote: String::new(),
+            endpoint: None,
+            region: None,
+            profile: None,
+            push: None,
+            file: self.file.to_path_buf(),
+            pos: node.pos,
+        };
+        let mut remote = None;
+        for (key, value) in entries {
+            match key.name.as_str() {
+                "remote" => {
+                    if let Some(text) = self.string(value, "`remote`") {
+                        match cache_remote::RemoteUrl::parse(&text) {
+                            Ok(_) => remote = Some(text),
+                            Err(e) => self.error(value.pos, e.to_string()),
+                        }
+                    }
+                }
+                "endpoint" => {
+                    if let Some(text) = self.string(value, "`endpoint`") {
+                        if text.starts_with("http://") || text.starts_with("https://") {
+                            spec.endpoint = Some(text);
+                        } else {
+                            self.error_help(
+                                value.pos,
+                                format!("endpoint `{text}` must start with http:// or https://"),
+                                "for example `endpoint: http://127.0.0.1:3900`",
+                            );
+                        }
+                    }
+                }
+                "region" => spec.region = self.string(value, "`region`"),
+                "profile" => spec.profile = self.string(value, "`profile`"),
+                "push" => match value.value {
+                    NodeValue::Bool(b) => spec.push = Some(b),
+                    _ => self.error(value.pos, "`push` must be true or false"),
+                },
+                _ => {}
+            }
+        }
+        match remote {
+            Some(remote) => {
+                spec.remote = remote;
+                Some(spec)
+            }
+            None => {
+                if !entries.iter().any(|(k, _)| k.name == "remote") {
+                    self.error_help(
+                        node.pos,
+                        "`cache` has no `remote`",
+                        "for example `remote: s3://my-bucket/edgepipe`",
+                    );
+                }
+                None
+            }
+        }
+    }
+
     fn positive(&mut self, node: &Node, what: &str) -> Option<u64> {
         match node.value {
             NodeValue::Int(i) if i > 0 => Some(i as u64),
@@ -686,6 +826,46 @@ mod tests {
         assert_eq!(b.executor.gpus, Some(true));
         assert_eq!(b.upstream().collect::<Vec<_>>(), ["a"]);
         assert_eq!(p.lock_path(), Path::new("/p/x.lock"));
+    }
+
+    #[test]
+    fn the_cache_block_names_a_remote_and_never_credentials() {
+        let p = parse(
+            "name: d\nstages: { a: { kind: f } }\ncache:\n  remote: s3://team-cache/ep\n  endpoint: http://127.0.0.1:3900\n  region: garage\n  push: false\n",
+        )
+        .unwrap();
+        let cache = p.cache.unwrap();
+        assert_eq!(cache.remote, "s3://team-cache/ep");
+        assert_eq!(cache.endpoint.as_deref(), Some("http://127.0.0.1:3900"));
+        assert_eq!(cache.region.as_deref(), Some("garage"));
+        assert_eq!(cache.push, Some(false));
+        assert_eq!(cache.pos, Pos { line: 4, column: 3 });
+
+        let err = parse(
+            "name: d\nstages: { a: { kind: f } }\ncache:\n  remote: https://x\n  endpoint: 127.0.0.1\n  aws_secret_access_key: k\n  remot: s3://abc\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("x.yaml:4:11: invalid remote cache address `https://x`"),
+            "{err}"
+        );
+        assert!(
+            err.contains("x.yaml:5:13: endpoint `127.0.0.1` must start with http://"),
+            "{err}"
+        );
+        assert!(
+            err.contains("x.yaml:6:3: `aws_secret_access_key` does not belong in a file"),
+            "{err}"
+        );
+        assert!(
+            err.contains("x.yaml:7:3: unknown key `remot` in `cache`"),
+            "{err}"
+        );
+        let err = parse("name: d\nstages: { a: { kind: f } }\ncache: { region: x }\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("`cache` has no `remote`"), "{err}");
     }
 
     #[test]
