@@ -36,6 +36,7 @@
 
 pub mod bench;
 pub mod checkpoint;
+pub mod edgetpu;
 pub mod export;
 pub mod quantize;
 

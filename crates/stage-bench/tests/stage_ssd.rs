@@ -287,7 +287,7 @@ fn edgetpu_model_without_a_device_reports_no_device() {
     let report = report_dir.path().join("edgetpu.json");
     std::fs::write(
         &report,
-        r#"{"compiled": true, "predicted": false, "summary": {"tpu_ops": 1, "cpu_ops": 0}}"#,
+        r#"{"model": "mobilenet_v1_0.25_128_quant_edgetpu.tflite", "compiled": true, "predicted": false, "summary": {"tpu_ops": 1, "cpu_ops": 0}}"#,
     )
     .unwrap();
     let (bench, dets, _dir) = run_stage(
