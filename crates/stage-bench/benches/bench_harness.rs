@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use anyhow::{Context, bail};
 use coco_eval::synthetic::Rng;
 use serde_json::{Value, json};
-use stage_bench::latency::{LatencyStats, LoopLimits};
+use stage_bench::latency::LoopLimits;
 use stage_bench::model_io::ModelIo;
 use stage_bench::preprocess::{self, InputData, Normalization};
 use stage_bench::reference::{LITERT_LOOP, find_python, run_script, workspace_root};
@@ -138,7 +138,7 @@ fn main() -> anyhow::Result<()> {
             .iter()
             .filter_map(Value::as_f64)
             .collect();
-        let python = LatencyStats::from_samples(0.0, &[], python_samples);
+        let python = stage_bench::latency::stats_from_samples(0.0, &[], python_samples);
         println!(
             "round {round}: edgepipe mean {:.4} ms (p50 {:.4}, min {:.4})  python mean {:.4} ms (p50 {:.4}, min {:.4})",
             stats.mean_ms, stats.p50_ms, stats.min_ms, python.mean_ms, python.p50_ms, python.min_ms

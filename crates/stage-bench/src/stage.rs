@@ -17,12 +17,12 @@ use crate::latency::LoopLimits;
 use crate::model_io::ModelIo;
 use crate::preprocess::{self, InputData, Normalization};
 use crate::quant_error::{Comparison, QuantizationError};
-use crate::results::{
+use crate::runtime::LiteRtRunner;
+use crate::val_split::{LabeledImage, read_val_split};
+use artifact_schemas::bench::{
     Accuracy, BenchResults, EdgeTpuMapping, Preprocessing, RUNTIME_CPU, RUNTIME_EDGETPU,
     SCHEMA_VERSION, STATUS_NO_DEVICE, STATUS_NOT_COMPILED, STATUS_OK,
 };
-use crate::runtime::LiteRtRunner;
-use crate::val_split::{LabeledImage, read_val_split};
 use coco_eval::{
     GroundTruth, ImageRecord, ObjectBox, PER_IMAGE_SCHEMA, PerImageEvaluation, ReferenceMatch,
     ScoredBox,
@@ -311,9 +311,8 @@ fn write_outputs(
     let evaluation_json = serde_json::to_vec(evaluation).map_err(other)?;
     stage_api::write_atomic(&ctx.output_path(EVALUATION_FILE), &evaluation_json)
         .map_err(|e| StageError::io(format!("writing {EVALUATION_FILE}"), e))?;
-    let bench_json = serde_json::to_vec_pretty(results).map_err(other)?;
-    stage_api::write_atomic(&ctx.output_path(RESULTS_FILE), &bench_json)
-        .map_err(|e| StageError::io(format!("writing {RESULTS_FILE}"), e))?;
+    artifact_schemas::write(&ctx.output_path(RESULTS_FILE), results)
+        .map_err(|e| StageError::Other(e.to_string()))?;
     let detections_json = serde_json::to_vec(detections).map_err(other)?;
     stage_api::write_atomic(&ctx.output_path(DETECTIONS_FILE), &detections_json)
         .map_err(|e| StageError::io(format!("writing {DETECTIONS_FILE}"), e))
@@ -790,7 +789,7 @@ fn edgetpu_latency(
         .and_then(Value::as_array)
         .map(|a| a.iter().filter_map(Value::as_f64).collect())
         .unwrap_or_default();
-    Ok(crate::latency::LatencyStats::from_samples(
+    Ok(crate::latency::stats_from_samples(
         init_ms, &warmup, samples,
     ))
 }

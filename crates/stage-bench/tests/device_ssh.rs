@@ -17,6 +17,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use artifact_schemas::bench::BenchResults;
 use common::{CELL, SsdModels, make_ssd_models, write_square_records};
 use serde_json::{Value, json};
 use stage_api::{
@@ -25,7 +26,6 @@ use stage_api::{
 };
 use stage_bench::detections::CocoResult;
 use stage_bench::reference::{find_python, workspace_root};
-use stage_bench::results::BenchResults;
 use stage_bench::stage::BenchStage;
 
 const SSHD: &str = "/usr/sbin/sshd";
