@@ -51,7 +51,6 @@ pub mod memory;
 pub mod model_io;
 pub mod preprocess;
 pub mod quant_error;
-pub mod reference;
 pub mod runtime;
 pub mod signature;
 pub mod stage;

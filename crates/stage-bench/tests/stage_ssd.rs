@@ -10,6 +10,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod common;
+mod reference;
 
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
@@ -17,12 +18,12 @@ use std::sync::OnceLock;
 use artifact_schemas::bench::BenchResults;
 use coco_eval::synthetic::Rng;
 use coco_eval::{Detection, PerImageEvaluation};
+use reference::{LITERT_LOOP, pycocotools, run_script};
 use serde_json::{Value, json};
 use stage_api::Stage;
 use stage_bench::detections::CocoResult;
 use stage_bench::model_io::ModelIo;
 use stage_bench::preprocess::{self, InputData, Normalization};
-use stage_bench::reference::{LITERT_LOOP, pycocotools, run_script};
 use stage_bench::runtime::LiteRtRunner;
 use stage_bench::stage::BenchStage;
 use stage_bench::val_split::read_val_split;
