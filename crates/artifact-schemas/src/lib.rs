@@ -15,7 +15,9 @@
 //!
 //! `evaluation.json` is the COCO evaluation's own data model (the match
 //! tables and the bootstrap are built from it), so its one type lives in
-//! the `coco-eval` library, which both of its stages link.
+//! the `coco-eval` library, which both of its stages link. The other way
+//! round, `bench.json`'s `CocoSummary` lives here and `coco-eval`
+//! re-exports it.
 //!
 //! **Compatibility policy.**
 //! - Readers ignore unknown fields (no type here denies them), so a
@@ -36,6 +38,7 @@
 
 pub mod bench;
 pub mod checkpoint;
+pub mod edgetpu;
 pub mod export;
 pub mod quantize;
 

@@ -23,6 +23,8 @@ use std::collections::{BTreeMap, HashMap};
 
 use serde::{Deserialize, Serialize};
 
+pub use artifact_schemas::bench::CocoSummary;
+
 /// A box in COCO pixel convention: left, top, width, height.
 pub type CocoBox = [f64; 4];
 
@@ -44,49 +46,6 @@ pub struct Detection {
     pub category_id: i64,
     pub bbox: CocoBox,
     pub score: f64,
-}
-
-/// The twelve numbers `COCOeval.summarize()` prints, in its order.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-pub struct CocoSummary {
-    /// AP @[IoU=0.50:0.95 | area=all | maxDets=100] (`stats[0]`).
-    pub map: f64,
-    /// AP @[IoU=0.50] (`stats[1]`).
-    pub map_50: f64,
-    /// AP @[IoU=0.75] (`stats[2]`).
-    pub map_75: f64,
-    pub map_small: f64,
-    pub map_medium: f64,
-    pub map_large: f64,
-    /// AR @[maxDets=1] (`stats[6]`).
-    pub ar_1: f64,
-    /// AR @[maxDets=10] (`stats[7]`).
-    pub ar_10: f64,
-    /// AR @[IoU=0.50:0.95 | area=all | maxDets=100] (`stats[8]`).
-    pub ar_100: f64,
-    pub ar_small: f64,
-    pub ar_medium: f64,
-    pub ar_large: f64,
-}
-
-impl CocoSummary {
-    /// The values in `COCOeval.stats` order.
-    pub fn as_array(&self) -> [f64; 12] {
-        [
-            self.map,
-            self.map_50,
-            self.map_75,
-            self.map_small,
-            self.map_medium,
-            self.map_large,
-            self.ar_1,
-            self.ar_10,
-            self.ar_100,
-            self.ar_small,
-            self.ar_medium,
-            self.ar_large,
-        ]
-    }
 }
 
 /// Why an evaluation cannot run.

@@ -4,16 +4,20 @@
 //! Prints `ratio: X.XX` (ours / Python; at most 1.05 means the harness adds
 //! nothing).
 
+#[path = "../tests/reference/mod.rs"]
+mod reference;
+
 use std::path::PathBuf;
 
 use anyhow::{Context, bail};
 use coco_eval::synthetic::Rng;
+use reference::{LITERT_LOOP, run_script};
 use serde_json::{Value, json};
-use stage_bench::latency::{LatencyStats, LoopLimits};
+use stage_bench::latency::LoopLimits;
 use stage_bench::model_io::ModelIo;
 use stage_bench::preprocess::{self, InputData, Normalization};
-use stage_bench::reference::{LITERT_LOOP, find_python, run_script, workspace_root};
 use stage_bench::runtime::LiteRtRunner;
+use stage_test_support::{require_python, workspace_root};
 
 struct Args {
     model: PathBuf,
@@ -93,7 +97,7 @@ fn inputs(args: &Args, io: &ModelIo) -> anyhow::Result<Vec<InputData>> {
 
 fn main() -> anyhow::Result<()> {
     let args = parse_args()?;
-    let python = find_python()
+    let python = require_python()
         .context("no managed Python environment: run `cargo xtask setup` or set EDGEPIPE_PYTHON")?;
     let io = ModelIo::read(&args.model)?;
     let data = inputs(&args, &io)?;
@@ -138,7 +142,7 @@ fn main() -> anyhow::Result<()> {
             .iter()
             .filter_map(Value::as_f64)
             .collect();
-        let python = LatencyStats::from_samples(0.0, &[], python_samples);
+        let python = stage_bench::latency::stats_from_samples(0.0, &[], python_samples);
         println!(
             "round {round}: edgepipe mean {:.4} ms (p50 {:.4}, min {:.4})  python mean {:.4} ms (p50 {:.4}, min {:.4})",
             stats.mean_ms, stats.p50_ms, stats.min_ms, python.mean_ms, python.p50_ms, python.min_ms

@@ -2,12 +2,16 @@
 //! on a synthetic set (default 5,000 images × 100 detections): prints both
 //! times, their ratio and the largest difference over the twelve stats.
 
+#[path = "../tests/reference/mod.rs"]
+mod reference;
+
 use std::time::Instant;
 
 use anyhow::{Context, bail};
 use coco_eval::evaluate;
 use coco_eval::synthetic::generate;
-use stage_bench::reference::{find_python, pycocotools};
+use reference::pycocotools;
+use stage_test_support::require_python;
 
 struct Args {
     images: usize,
@@ -68,7 +72,7 @@ fn main() -> anyhow::Result<()> {
         ours.map, ours.map_50, ours.ar_100
     );
 
-    let python = find_python()
+    let python = require_python()
         .context("no managed Python environment: run `cargo xtask setup` or set EDGEPIPE_PYTHON")?;
     let work = tempfile::tempdir().context("creating a temporary directory")?;
     let (theirs, theirs_secs) = pycocotools(

@@ -6,8 +6,6 @@
 
 use std::time::{Duration, Instant};
 
-use serde::{Deserialize, Serialize};
-
 /// When to stop warming up and measuring.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct LoopLimits {
@@ -18,32 +16,7 @@ pub struct LoopLimits {
     pub max_secs: f64,
 }
 
-/// Timings of one benchmark, in milliseconds.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct LatencyStats {
-    /// Model load and compilation (runtime initialisation), ms.
-    pub init_ms: f64,
-    /// The very first inference (first warm-up run), ms.
-    pub first_ms: f64,
-    /// Warm-up runs executed (not in the statistics).
-    pub warmup_runs: usize,
-    /// Timed runs.
-    pub count: usize,
-    pub mean_ms: f64,
-    /// Population standard deviation, as `benchmark_model` prints it.
-    pub std_ms: f64,
-    pub min_ms: f64,
-    /// Percentiles by linear interpolation between order statistics
-    /// (numpy's default method).
-    pub p50_ms: f64,
-    pub p90_ms: f64,
-    pub p99_ms: f64,
-    pub max_ms: f64,
-    /// 1000 / mean_ms: inferences per second of the model alone.
-    pub fps: f64,
-    /// Every timed run in order, ms (for distribution plots).
-    pub samples_ms: Vec<f64>,
-}
+pub use artifact_schemas::bench::LatencyStats;
 
 /// Runs `prepare(i)` (untimed) and `infer()` (timed) per benchmark_model's
 /// loop; returns the warm-up timings and the timed samples, ms.
@@ -92,42 +65,40 @@ pub fn percentile(sorted: &[f64], q: f64) -> f64 {
     sorted[lower] + (sorted[upper] - sorted[lower]) * fraction
 }
 
-impl LatencyStats {
-    /// Statistics of the timed samples; `first_ms` is the first warm-up run
-    /// (or the first sample when there was no warm-up).
-    pub fn from_samples(init_ms: f64, warmup: &[f64], samples: Vec<f64>) -> Self {
-        let count = samples.len();
-        let mean = if count == 0 {
-            f64::NAN
-        } else {
-            samples.iter().sum::<f64>() / count as f64
-        };
-        let variance = if count == 0 {
-            f64::NAN
-        } else {
-            samples.iter().map(|s| (s - mean) * (s - mean)).sum::<f64>() / count as f64
-        };
-        let mut sorted = samples.clone();
-        sorted.sort_by(f64::total_cmp);
-        LatencyStats {
-            init_ms,
-            first_ms: warmup
-                .first()
-                .or(samples.first())
-                .copied()
-                .unwrap_or(f64::NAN),
-            warmup_runs: warmup.len(),
-            count,
-            mean_ms: mean,
-            std_ms: variance.sqrt(),
-            min_ms: sorted.first().copied().unwrap_or(f64::NAN),
-            p50_ms: percentile(&sorted, 50.0),
-            p90_ms: percentile(&sorted, 90.0),
-            p99_ms: percentile(&sorted, 99.0),
-            max_ms: sorted.last().copied().unwrap_or(f64::NAN),
-            fps: 1e3 / mean,
-            samples_ms: samples,
-        }
+/// Statistics of the timed samples; `first_ms` is the first warm-up run
+/// (or the first sample when there was no warm-up).
+pub fn stats_from_samples(init_ms: f64, warmup: &[f64], samples: Vec<f64>) -> LatencyStats {
+    let count = samples.len();
+    let mean = if count == 0 {
+        f64::NAN
+    } else {
+        samples.iter().sum::<f64>() / count as f64
+    };
+    let variance = if count == 0 {
+        f64::NAN
+    } else {
+        samples.iter().map(|s| (s - mean) * (s - mean)).sum::<f64>() / count as f64
+    };
+    let mut sorted = samples.clone();
+    sorted.sort_by(f64::total_cmp);
+    LatencyStats {
+        init_ms,
+        first_ms: warmup
+            .first()
+            .or(samples.first())
+            .copied()
+            .unwrap_or(f64::NAN),
+        warmup_runs: warmup.len(),
+        count,
+        mean_ms: mean,
+        std_ms: variance.sqrt(),
+        min_ms: sorted.first().copied().unwrap_or(f64::NAN),
+        p50_ms: percentile(&sorted, 50.0),
+        p90_ms: percentile(&sorted, 90.0),
+        p99_ms: percentile(&sorted, 99.0),
+        max_ms: sorted.last().copied().unwrap_or(f64::NAN),
+        fps: 1e3 / mean,
+        samples_ms: samples,
     }
 }
 
@@ -138,7 +109,7 @@ mod tests {
     #[test]
     fn statistics_of_known_samples() {
         let samples: Vec<f64> = (1..=10).map(f64::from).collect();
-        let s = LatencyStats::from_samples(7.0, &[42.0, 3.0], samples);
+        let s = stats_from_samples(7.0, &[42.0, 3.0], samples);
         assert_eq!(s.first_ms, 42.0);
         assert_eq!(s.warmup_runs, 2);
         assert_eq!(s.count, 10);

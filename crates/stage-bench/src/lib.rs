@@ -9,7 +9,7 @@
 //! * COCO evaluation is the `coco-eval` crate's (pycocotools-exact, with
 //!   per-image records for the report's paired bootstrap);
 //! * [`quant_error`] compares a quantized model with its float parent;
-//! * [`results`] defines `bench.json`, the report stage's input — its field
+//! * `bench.json` is `artifact_schemas::bench::BenchResults` — its field
 //!   table is the stable interface; `detections.json` is a COCO results list
 //!   (`image_id`, `category_id`, `bbox` `[x, y, w, h]` in pixels, `score`)
 //!   whose image ids are 1-based positions in the val split;
@@ -51,8 +51,6 @@ pub mod memory;
 pub mod model_io;
 pub mod preprocess;
 pub mod quant_error;
-pub mod reference;
-pub mod results;
 pub mod runtime;
 pub mod signature;
 pub mod stage;
@@ -80,5 +78,7 @@ pub fn measure_latency(
         },
         || runner.borrow_mut().invoke(),
     )?;
-    Ok(LatencyStats::from_samples(init_ms, &warmup, samples))
+    Ok(crate::latency::stats_from_samples(
+        init_ms, &warmup, samples,
+    ))
 }

@@ -6,37 +6,11 @@
 //! many new ones the quantized model gained. Models without a post-process
 //! op are compared output by output (mean absolute difference).
 
-use serde::{Deserialize, Serialize};
-
 use coco_eval::ReferenceMatch;
 
 use crate::detections::ModelDetection;
 
-/// The comparison of one model with its float parent.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct QuantizationError {
-    /// Images both models ran on.
-    pub images: usize,
-    /// Detections below this score are not compared.
-    pub score_threshold: f64,
-    /// Minimum IoU for two detections to be the same object.
-    pub iou_threshold: f64,
-    pub float_detections: usize,
-    pub quantized_detections: usize,
-    pub matched: usize,
-    /// Float detections with no quantized counterpart.
-    pub lost: usize,
-    /// Quantized detections with no float counterpart.
-    pub gained: usize,
-    /// Mean |Δ| of normalized box coordinates over matched pairs.
-    pub mean_abs_box_diff: Option<f64>,
-    /// Mean |Δ score| over matched pairs.
-    pub mean_abs_score_diff: Option<f64>,
-    /// Mean IoU of matched pairs.
-    pub mean_matched_iou: Option<f64>,
-    /// For models without detections: mean |Δ| of all dequantized outputs.
-    pub mean_abs_output_diff: Option<f64>,
-}
+pub use artifact_schemas::bench::QuantizationError;
 
 /// IoU of two `[ymin, xmin, ymax, xmax]` boxes.
 pub fn iou(a: &[f32; 4], b: &[f32; 4]) -> f64 {

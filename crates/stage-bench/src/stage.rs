@@ -4,6 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
+use artifact_schemas::edgetpu::EdgeTpuReport;
 use artifact_schemas::quantize::QuantizeReport;
 use schemars::JsonSchema;
 use serde::Deserialize;
@@ -16,12 +17,12 @@ use crate::latency::LoopLimits;
 use crate::model_io::ModelIo;
 use crate::preprocess::{self, InputData, Normalization};
 use crate::quant_error::{Comparison, QuantizationError};
-use crate::results::{
+use crate::runtime::LiteRtRunner;
+use crate::val_split::{LabeledImage, read_val_split};
+use artifact_schemas::bench::{
     Accuracy, BenchResults, EdgeTpuMapping, Preprocessing, RUNTIME_CPU, RUNTIME_EDGETPU,
     SCHEMA_VERSION, STATUS_NO_DEVICE, STATUS_NOT_COMPILED, STATUS_OK,
 };
-use crate::runtime::LiteRtRunner;
-use crate::val_split::{LabeledImage, read_val_split};
 use coco_eval::{
     GroundTruth, ImageRecord, ObjectBox, PER_IMAGE_SCHEMA, PerImageEvaluation, ReferenceMatch,
     ScoredBox,
@@ -258,7 +259,7 @@ fn not_compiled(
     params: &BenchParams,
     dir: &Path,
 ) -> Result<StageResult, StageError> {
-    let edgetpu_report = optional_report(ctx, "edgetpu_report")?;
+    let edgetpu_report = edgetpu_report(ctx)?;
     let scheme = quantize_report(ctx)?.map(|r| r.mode.as_str().to_owned());
     let detail = format!(
         "{} holds no compiled model (no Edge TPU compiler ran); the Edge TPU mapping shown is the edgetpu stage's",
@@ -310,9 +311,8 @@ fn write_outputs(
     let evaluation_json = serde_json::to_vec(evaluation).map_err(other)?;
     stage_api::write_atomic(&ctx.output_path(EVALUATION_FILE), &evaluation_json)
         .map_err(|e| StageError::io(format!("writing {EVALUATION_FILE}"), e))?;
-    let bench_json = serde_json::to_vec_pretty(results).map_err(other)?;
-    stage_api::write_atomic(&ctx.output_path(RESULTS_FILE), &bench_json)
-        .map_err(|e| StageError::io(format!("writing {RESULTS_FILE}"), e))?;
+    artifact_schemas::write(&ctx.output_path(RESULTS_FILE), results)
+        .map_err(|e| StageError::Other(e.to_string()))?;
     let detections_json = serde_json::to_vec(detections).map_err(other)?;
     stage_api::write_atomic(&ctx.output_path(DETECTIONS_FILE), &detections_json)
         .map_err(|e| StageError::io(format!("writing {DETECTIONS_FILE}"), e))
@@ -328,53 +328,25 @@ fn quantize_report(ctx: &StageContext) -> Result<Option<QuantizeReport>, StageEr
         .transpose()
 }
 
-/// An optional JSON input (an earlier stage's report), parsed when given.
-fn optional_report(ctx: &StageContext, name: &str) -> Result<Option<Value>, StageError> {
-    ctx.optional_input(name)?.map(read_json).transpose()
+/// The edgetpu stage's report, when the `edgetpu_report` input is wired.
+fn edgetpu_report(ctx: &StageContext) -> Result<Option<EdgeTpuReport>, StageError> {
+    ctx.optional_input("edgetpu_report")?
+        .map(|path| {
+            artifact_schemas::read(path, "the input must be an edgetpu stage's `report`")
+                .map_err(|e| StageError::input(format!("input `edgetpu_report`: {e}")))
+        })
+        .transpose()
 }
 
-fn read_json(path: &Path) -> Result<Value, StageError> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| StageError::io(format!("reading {}", path.display()), e))?;
-    serde_json::from_str(&text)
-        .map_err(|e| StageError::input(format!("{}: invalid JSON: {e}", path.display())))
-}
-
-/// Ops placement from an edgetpu report (tolerant of missing fields).
-pub fn edgetpu_mapping(report: &Value) -> EdgeTpuMapping {
-    let count = |keys: &[&str]| -> Option<u64> {
-        keys.iter()
-            .find_map(|k| report.pointer(k).and_then(Value::as_u64))
-    };
+/// Ops placement from the edgetpu stage's report.
+pub fn edgetpu_mapping(report: &EdgeTpuReport) -> EdgeTpuMapping {
     EdgeTpuMapping {
-        compiled: report
-            .get("compiled")
-            .and_then(Value::as_bool)
-            .unwrap_or(false),
-        predicted: report
-            .get("predicted")
-            .and_then(Value::as_bool)
-            .unwrap_or(false),
-        ops_on_tpu: count(&["/summary/tpu_ops", "/ops_on_tpu", "/tpu_ops"]),
-        ops_on_cpu: count(&["/summary/cpu_ops", "/ops_on_cpu", "/cpu_ops"]),
-        first_cpu_op: first_cpu_op(report),
+        compiled: report.compiled,
+        predicted: report.predicted,
+        ops_on_tpu: Some(report.summary.tpu_ops as u64),
+        ops_on_cpu: Some(report.summary.cpu_ops as u64),
+        first_cpu_op: report.first_cpu_op(),
     }
-}
-
-/// `<index> <OP>` of the report's first CPU op, when it names one.
-fn first_cpu_op(report: &Value) -> Option<String> {
-    let index = report.pointer("/summary/first_cpu_op")?.as_u64()?;
-    let op = report
-        .get("ops")?
-        .as_array()?
-        .iter()
-        .find(|op| op.get("index").and_then(Value::as_u64) == Some(index))
-        .and_then(|op| op.get("op"))
-        .and_then(Value::as_str);
-    Some(match op {
-        Some(op) => format!("{index} {op}"),
-        None => index.to_string(),
-    })
 }
 
 /// Runs one model over the images: preprocessing time, detections per image
@@ -463,7 +435,7 @@ fn run_bench(ctx: &StageContext, params: &BenchParams) -> Result<StageResult, St
     let model_path = resolve_model(model_input)?;
     let io = ModelIo::read(&model_path).map_err(input_error)?;
     let quantize_report = quantize_report(ctx)?;
-    let edgetpu_report = optional_report(ctx, "edgetpu_report")?;
+    let edgetpu_report = edgetpu_report(ctx)?;
     let mut warnings = Vec::new();
 
     let scheme = quantize_report.as_ref().map(|r| r.mode.as_str().to_owned());
@@ -817,7 +789,7 @@ fn edgetpu_latency(
         .and_then(Value::as_array)
         .map(|a| a.iter().filter_map(Value::as_f64).collect())
         .unwrap_or_default();
-    Ok(crate::latency::LatencyStats::from_samples(
+    Ok(crate::latency::stats_from_samples(
         init_ms, &warmup, samples,
     ))
 }
@@ -828,11 +800,13 @@ mod tests {
 
     #[test]
     fn edgetpu_mapping_reads_the_report_summary() {
-        let report: Value = serde_json::json!({
-            "compiled": false, "predicted": true,
+        let report: EdgeTpuReport = serde_json::from_value(serde_json::json!({
+            "model": "model.tflite", "compiled": false, "predicted": true,
             "summary": {"tpu_ops": 60, "cpu_ops": 3, "first_cpu_op": 60},
-            "ops": [{"index": 59, "op": "CONV_2D"}, {"index": 60, "op": "DEQUANTIZE"}]
-        });
+            "ops": [{"index": 59, "op": "CONV_2D", "on_tpu": true, "status": "Mapped to Edge TPU"},
+                    {"index": 60, "op": "DEQUANTIZE", "on_tpu": false, "status": "Operation is working on an unsupported data type"}]
+        }))
+        .unwrap();
         let m = edgetpu_mapping(&report);
         assert_eq!(
             m,

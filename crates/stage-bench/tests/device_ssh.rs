@@ -11,12 +11,14 @@
 #![allow(clippy::unwrap_used)]
 
 mod common;
+mod reference;
 
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use artifact_schemas::bench::BenchResults;
 use common::{CELL, SsdModels, make_ssd_models, write_square_records};
 use serde_json::{Value, json};
 use stage_api::{
@@ -24,9 +26,8 @@ use stage_api::{
     StageRequest,
 };
 use stage_bench::detections::CocoResult;
-use stage_bench::reference::{find_python, workspace_root};
-use stage_bench::results::BenchResults;
 use stage_bench::stage::BenchStage;
+use stage_test_support::{require_python, workspace_root};
 
 const SSHD: &str = "/usr/sbin/sshd";
 
@@ -184,7 +185,7 @@ struct Fixture {
 }
 
 fn fixture() -> Option<Fixture> {
-    let Some(python) = find_python() else {
+    let Some(python) = require_python() else {
         return missing("the managed Python environment (cargo xtask setup)");
     };
     let dir = tempfile::tempdir().unwrap();

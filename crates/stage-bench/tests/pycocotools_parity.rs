@@ -7,9 +7,11 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod reference;
+
 use coco_eval::synthetic::generate;
 use coco_eval::{Detection, GroundTruth, evaluate};
-use stage_bench::reference::pycocotools;
+use reference::pycocotools;
 use stage_test_support::require_python;
 
 fn assert_matches_pycocotools(

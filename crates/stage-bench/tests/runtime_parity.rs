@@ -4,13 +4,15 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod reference;
+
 use std::path::PathBuf;
 
 use coco_eval::synthetic::Rng;
+use reference::{LITERT_LOOP, run_script};
 use serde_json::json;
 use stage_bench::model_io::{InputKind, ModelIo};
 use stage_bench::preprocess::{InputData, resize_bilinear};
-use stage_bench::reference::{LITERT_LOOP, run_script};
 use stage_bench::runtime::LiteRtRunner;
 use stage_test_support::{require_python, workspace_root};
 

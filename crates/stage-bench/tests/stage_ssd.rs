@@ -10,19 +10,20 @@
 #![allow(clippy::unwrap_used)]
 
 mod common;
+mod reference;
 
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
+use artifact_schemas::bench::BenchResults;
 use coco_eval::synthetic::Rng;
 use coco_eval::{Detection, PerImageEvaluation};
+use reference::{LITERT_LOOP, pycocotools, run_script};
 use serde_json::{Value, json};
 use stage_api::Stage;
 use stage_bench::detections::CocoResult;
 use stage_bench::model_io::ModelIo;
 use stage_bench::preprocess::{self, InputData, Normalization};
-use stage_bench::reference::{LITERT_LOOP, pycocotools, run_script};
-use stage_bench::results::BenchResults;
 use stage_bench::runtime::LiteRtRunner;
 use stage_bench::stage::BenchStage;
 use stage_bench::val_split::read_val_split;
@@ -287,7 +288,7 @@ fn edgetpu_model_without_a_device_reports_no_device() {
     let report = report_dir.path().join("edgetpu.json");
     std::fs::write(
         &report,
-        r#"{"compiled": true, "predicted": false, "summary": {"tpu_ops": 1, "cpu_ops": 0}}"#,
+        r#"{"model": "mobilenet_v1_0.25_128_quant_edgetpu.tflite", "compiled": true, "predicted": false, "summary": {"tpu_ops": 1, "cpu_ops": 0}}"#,
     )
     .unwrap();
     let (bench, dets, _dir) = run_stage(

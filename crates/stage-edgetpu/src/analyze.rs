@@ -19,59 +19,7 @@ use tflite::{Model, Subgraph};
 use crate::rules::{self, status};
 use crate::versions::Target;
 
-/// One op of the report (the shape `--json` prints).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct OpReport {
-    pub index: usize,
-    /// TFLite's op name (`CONV_2D`, `CUSTOM`).
-    pub op: String,
-    /// A custom op's custom code (`TFLite_Detection_PostProcess`); absent for builtins.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub custom_code: Option<String>,
-    pub on_tpu: bool,
-    pub status: String,
-}
-
-/// Counts over the report's ops.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Summary {
-    pub tpu_ops: usize,
-    pub cpu_ops: usize,
-    /// Index of the first op that runs on the CPU, if any.
-    pub first_cpu_op: Option<usize>,
-}
-
-impl Summary {
-    pub fn of(ops: &[OpReport]) -> Summary {
-        Summary {
-            tpu_ops: ops.iter().filter(|o| o.on_tpu).count(),
-            cpu_ops: ops.iter().filter(|o| !o.on_tpu).count(),
-            first_cpu_op: ops.iter().find(|o| !o.on_tpu).map(|o| o.index),
-        }
-    }
-
-    /// Share of ops on the TPU, in percent (0 for an empty model).
-    pub fn tpu_percent(&self) -> f64 {
-        let total = self.tpu_ops + self.cpu_ops;
-        if total == 0 {
-            0.0
-        } else {
-            100.0 * self.tpu_ops as f64 / total as f64
-        }
-    }
-}
-
-/// Details of one op beyond the JSON shape: display name and reason.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct OpDetail {
-    pub index: usize,
-    /// `CUSTOM (TFLite_Detection_PostProcess)` for custom ops.
-    pub display_name: String,
-    /// Why it is not mapped, in edgepipe's words (empty when mapped).
-    pub reason: String,
-    /// Index of the unmapped op this one depends on, for cut ops.
-    pub cut_by: Option<usize>,
-}
+pub use artifact_schemas::edgetpu::{OpDetail, OpReport, Summary};
 
 /// The analysis of one model.
 #[derive(Debug, Clone, PartialEq, Serialize)]

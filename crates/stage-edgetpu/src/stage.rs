@@ -3,6 +3,7 @@
 
 use std::path::Path;
 
+use artifact_schemas::edgetpu::{EdgeTpuReport, Summary};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -54,7 +55,7 @@ fn default_timeout() -> u64 {
 pub struct EdgetpuStage;
 
 /// File name of the report inside the output directory.
-pub const REPORT_FILE: &str = "edgetpu.json";
+pub const REPORT_FILE: &str = artifact_schemas::edgetpu::FILE;
 /// Directory of compiled models inside the output directory.
 pub const COMPILED_DIR: &str = "compiled";
 
@@ -188,11 +189,9 @@ impl Stage for EdgetpuStage {
                     .unwrap_or("no compiled model was written")
             ));
         }
-        let bytes = serde_json::to_vec_pretty(&report)
-            .map_err(|e| StageError::Other(format!("cannot encode {REPORT_FILE}: {e}")))?;
         let report_path = ctx.output_path(REPORT_FILE);
-        stage_api::write_atomic(&report_path, &bytes)
-            .map_err(|e| StageError::io(format!("writing {}", report_path.display()), e))?;
+        artifact_schemas::write(&report_path, &report)
+            .map_err(|e| StageError::Other(e.to_string()))?;
 
         let (tpu, cpu, percent) = counts(&report);
         if params.min_tpu_percent > 0.0 && percent < params.min_tpu_percent {
@@ -258,15 +257,9 @@ impl ResultExt for StageResult {
     }
 }
 
-fn counts(report: &serde_json::Value) -> (usize, usize, f64) {
-    let get = |k: &str| report["summary"][k].as_u64().unwrap_or(0) as usize;
-    let (tpu, cpu) = (get("tpu_ops"), get("cpu_ops"));
-    let percent = if tpu + cpu == 0 {
-        0.0
-    } else {
-        100.0 * tpu as f64 / (tpu + cpu) as f64
-    };
-    (tpu, cpu, percent)
+fn counts(report: &EdgeTpuReport) -> (usize, usize, f64) {
+    let summary = &report.summary;
+    (summary.tpu_ops, summary.cpu_ops, summary.tpu_percent())
 }
 
 /// The `edgetpu.json` document.
@@ -276,7 +269,7 @@ pub fn build_report(
     findings: &[lint::Finding],
     compilation: Option<&Compilation>,
     notes: &[String],
-) -> serde_json::Value {
+) -> EdgeTpuReport {
     let predicted_rows = table_rows(analysis);
     let compiled_ok =
         compilation.is_some_and(|c| c.exit_ok && c.output.succeeded && !c.models.is_empty());
@@ -310,27 +303,38 @@ pub fn build_report(
         Some(c) => {
             let tpu = c.output.tpu_ops.unwrap_or_else(|| c.output.table_tpu_ops());
             let cpu = c.output.cpu_ops.unwrap_or_else(|| c.output.table_cpu_ops());
-            json!({"tpu_ops": tpu, "cpu_ops": cpu, "first_cpu_op": analysis.summary.first_cpu_op})
+            Summary {
+                tpu_ops: tpu,
+                cpu_ops: cpu,
+                first_cpu_op: analysis.summary.first_cpu_op,
+            }
         }
-        None => serde_json::to_value(&analysis.summary).unwrap_or_default(),
+        None => analysis.summary.clone(),
     };
-    json!({
-        "model": name,
-        "compiled": compiled_ok || analysis.compiled,
-        "input_was_compiled": analysis.compiled,
-        "predicted": !(compiled_ok || analysis.compiled),
-        "mapping_source": if analysis.compiled { "compiled model" } else if compiled_ok { "edgetpu_compiler" } else { "prediction (Coral's documented rules; no compiler run)" },
-        "notes": notes,
-        "ops": analysis.ops,
-        "summary": summary,
-        "predicted_summary": analysis.summary,
-        "assumed_compiler": analysis.target.map(|t| t.compiler.build),
-        "assumed_runtime": analysis.target.map(|t| t.runtime),
-        "model_error": analysis.model_error,
-        "min_runtime_version": analysis.min_runtime_version,
-        "op_details": analysis.details,
-        "lint": findings,
-        "compiler": compiler_json,
-        "disagreements": disagreements,
-    })
+    EdgeTpuReport {
+        model: name.to_owned(),
+        compiled: compiled_ok || analysis.compiled,
+        input_was_compiled: analysis.compiled,
+        predicted: !(compiled_ok || analysis.compiled),
+        mapping_source: if analysis.compiled {
+            "compiled model"
+        } else if compiled_ok {
+            "edgetpu_compiler"
+        } else {
+            "prediction (Coral's documented rules; no compiler run)"
+        }
+        .to_owned(),
+        notes: notes.to_vec(),
+        ops: analysis.ops.clone(),
+        summary,
+        predicted_summary: Some(analysis.summary.clone()),
+        assumed_compiler: analysis.target.map(|t| t.compiler.build.to_owned()),
+        assumed_runtime: analysis.target.map(|t| t.runtime),
+        model_error: analysis.model_error.clone(),
+        min_runtime_version: analysis.min_runtime_version,
+        op_details: analysis.details.clone(),
+        lint: json!(findings),
+        compiler: json!(compiler_json),
+        disagreements: json!(disagreements),
+    }
 }

@@ -89,6 +89,7 @@ fn editing_the_package_re_runs_exactly_the_stages_that_import_it() {
         "crates/stage-bench/benches/bench_harness.rs",
         "crates/stage-bench/tests/python/make_ssd_fixture.py",
         "crates/stage-bench/tests/python/coco_reference.py",
+        "crates/stage-bench/tests/reference/mod.rs",
         "crates/stage-dataset/benches/bench_tfrecord.rs",
         "crates/stage-dataset/benches/python/bench_tf_writer.py",
         "crates/stage-dataset/tests/python/tf_roundtrip.py",

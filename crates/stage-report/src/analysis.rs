@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use serde_json::Value;
+use artifact_schemas::bench::LatencyStats;
 
 use crate::bench::LoadedBench;
 use crate::error::ReportError;
@@ -33,7 +33,7 @@ pub struct ReportOptions {
     /// Extra notes from the pipeline author, shown verbatim.
     pub notes: Vec<String>,
     /// Facts about where the models came from, from earlier stages' outputs
-    /// (see [`crate::provenance`]); merged with what the bench results carry.
+    /// (see [`crate::provenance`]).
     pub provenance: Vec<(String, String)>,
 }
 
@@ -102,13 +102,18 @@ pub fn analyze(
     let reference_name = reference.map(|b| b.result.variant.clone());
     let ref_size = reference.map(|b| b.result.model_size_bytes as f64);
     let ref_mean = reference.and_then(|b| b.result.latency_mean());
-    let ref_map50 = reference.and_then(|b| b.result.map50());
+    let ref_map50 = reference.and_then(|b| b.result.map_50());
     let ref_map = reference.and_then(|b| b.result.map());
 
     let names: Vec<String> = benches.iter().map(|b| b.result.variant.clone()).collect();
     let reported: BTreeMap<String, (Option<f64>, Option<f64>)> = benches
         .iter()
-        .map(|b| (b.result.variant.clone(), (b.result.map(), b.result.map50())))
+        .map(|b| {
+            (
+                b.result.variant.clone(),
+                (b.result.map(), b.result.map_50()),
+            )
+        })
         .collect();
     let bootstrap = Bootstrap::run(evaluations, &names, &reported, options.bootstrap.config())?;
 
@@ -117,68 +122,68 @@ pub fn analyze(
     for bench in &benches {
         let r = &bench.result;
         let role = Role::of(r);
-        let latency = r.latency.clone().unwrap_or_default();
-        let edgetpu = r.edgetpu.clone().unwrap_or_default();
-        let quant = r.quantization_error.clone().unwrap_or_default();
-        let accuracy = r.accuracy.clone().unwrap_or_default();
+        // A run with no timed samples has NaN statistics (written as null).
+        let latency_ms =
+            |pick: fn(&LatencyStats) -> f64| r.latency.as_ref().map(pick).filter(|v| v.is_finite());
+        let edgetpu = r.edgetpu.as_ref();
+        let quant = r.quantization_error.as_ref();
+        let accuracy = r.accuracy.as_ref();
         let size = r.model_size_bytes as f64;
-        let mean = latency.mean_ms;
+        let mean = latency_ms(|l| l.mean_ms);
+        let (map, map50) = (r.map(), r.map_50());
         variants.push(VariantMetrics {
             variant: r.variant.clone(),
             role: Some(role),
             scheme: r.scheme.clone(),
             // A device bench's row names its board: `edgetpu @ coral-dev`.
-            runtime: match (&r.runtime, &r.device) {
-                (Some(runtime), Some(device)) => Some(format!("{runtime} @ {}", device.host)),
-                (runtime, _) => runtime.clone(),
-            },
-            input_dtype: r.input_dtype.clone(),
+            runtime: Some(match &r.device {
+                Some(device) => format!("{} @ {}", r.runtime, device.host),
+                None => r.runtime.clone(),
+            }),
+            input_dtype: Some(r.input_dtype.clone()),
             output_dtype: {
                 let mut kinds = r.output_dtypes.clone();
                 kinds.dedup();
                 (!kinds.is_empty()).then(|| kinds.join(", "))
             },
             no_device: r.no_device(),
-            edgetpu_compiled: edgetpu.compiled,
-            ops_predicted: !edgetpu.compiled && (edgetpu.predicted || edgetpu.tpu_ops.is_some()),
-            first_cpu_op: edgetpu.first_cpu_op.clone(),
+            edgetpu_compiled: edgetpu.is_some_and(|e| e.compiled),
+            ops_predicted: edgetpu
+                .is_some_and(|e| !e.compiled && (e.predicted || e.ops_on_tpu.is_some())),
+            first_cpu_op: edgetpu.and_then(|e| e.first_cpu_op.clone()),
             size_bytes: Some(size),
             size_mb: Some(round(size / MB)),
             size_vs_reference: ref_size.filter(|s| *s > 0.0).map(|s| round(size / s)),
-            tpu_ops: edgetpu.tpu_ops.map(f64::from),
-            cpu_ops: edgetpu.cpu_ops.map(f64::from),
-            threads: r.threads.map(f64::from),
-            init_ms: latency.init_ms,
-            first_inference_ms: latency.first_ms,
+            tpu_ops: edgetpu.and_then(|e| e.ops_on_tpu).map(|n| n as f64),
+            cpu_ops: edgetpu.and_then(|e| e.ops_on_cpu).map(|n| n as f64),
+            threads: Some(r.threads as f64),
+            init_ms: latency_ms(|l| l.init_ms),
+            first_inference_ms: latency_ms(|l| l.first_ms),
             latency_mean_ms: mean,
-            latency_std_ms: latency.std_ms,
-            latency_min_ms: latency.min_ms,
-            latency_p50_ms: latency.p50_ms,
-            latency_p90_ms: latency.p90_ms,
-            latency_p99_ms: latency.p99_ms,
-            latency_max_ms: latency.max_ms,
-            latency_samples: (!latency.samples_ms.is_empty())
-                .then_some(latency.samples_ms.len() as f64)
-                .or(latency.count.map(|n| n as f64)),
-            fps: r
-                .fps
-                .or(latency.fps)
+            latency_std_ms: latency_ms(|l| l.std_ms),
+            latency_min_ms: latency_ms(|l| l.min_ms),
+            latency_p50_ms: latency_ms(|l| l.p50_ms),
+            latency_p90_ms: latency_ms(|l| l.p90_ms),
+            latency_p99_ms: latency_ms(|l| l.p99_ms),
+            latency_max_ms: latency_ms(|l| l.max_ms),
+            latency_samples: r.latency.as_ref().map(|l| l.count as f64),
+            fps: latency_ms(|l| l.fps)
                 .or_else(|| mean.filter(|m| *m > 0.0).map(|m| round(1000.0 / m))),
             speedup_vs_reference: match (ref_mean, mean) {
                 (Some(base), Some(m)) if m > 0.0 => Some(round(base / m)),
                 _ => None,
             },
-            preprocess_ms: r.preprocessing.as_ref().and_then(|p| p.mean_ms),
-            map: accuracy.map,
-            map50: accuracy.map50,
-            ar100: accuracy.ar100,
-            delta_map50_points: delta_points(accuracy.map50, ref_map50),
-            delta_map_points: delta_points(accuracy.map, ref_map),
-            quant_box_mae: quant.box_mae,
-            quant_score_mae: quant.score_mae,
-            quant_matched_iou: quant.matched_iou,
-            quant_detections_gained: quant.gained.map(|n| n as f64),
-            quant_detections_lost: quant.lost.map(|n| n as f64),
+            preprocess_ms: Some(r.preprocessing.mean_ms).filter(|_| r.preprocessing.images > 0),
+            map,
+            map50,
+            ar100: accuracy.map(|a| a.ar_100),
+            delta_map50_points: delta_points(map50, ref_map50),
+            delta_map_points: delta_points(map, ref_map),
+            quant_box_mae: quant.and_then(|q| q.mean_abs_box_diff),
+            quant_score_mae: quant.and_then(|q| q.mean_abs_score_diff),
+            quant_matched_iou: quant.and_then(|q| q.mean_matched_iou),
+            quant_detections_gained: quant.map(|q| q.gained as f64),
+            quant_detections_lost: quant.map(|q| q.lost as f64),
             peak_rss_mb: r.peak_rss_bytes.map(|b| round(b as f64 / MB)),
             intervals: match (&bootstrap, &reference_name) {
                 (Some(b), reference) => {
@@ -198,7 +203,12 @@ pub fn analyze(
                 (None, _) => AccuracyIntervals::default(),
             },
         });
-        samples.push(latency.samples_ms.clone());
+        samples.push(
+            r.latency
+                .as_ref()
+                .map(|l| l.samples_ms.clone())
+                .unwrap_or_default(),
+        );
     }
 
     let targets = targets::evaluate(
@@ -232,7 +242,7 @@ pub fn analyze(
         reference_variant: reference_name,
         variants,
         targets,
-        provenance: provenance(&benches, &options.provenance),
+        provenance: provenance(&options.provenance),
         inputs: benches
             .iter()
             .map(|b| InputRecord {
@@ -306,9 +316,9 @@ fn delta_points(value: Option<f64>, reference: Option<f64>) -> Option<f64> {
     Some(round((value? - reference?) * 100.0))
 }
 
-/// Merges the provenance facts of earlier stages and of the bench results:
-/// one line per key, distinct values in order.
-fn provenance(benches: &[LoadedBench], facts: &[(String, String)]) -> BTreeMap<String, String> {
+/// Merges the provenance facts of earlier stages: one line per key,
+/// distinct values in order.
+fn provenance(facts: &[(String, String)]) -> BTreeMap<String, String> {
     let mut merged: BTreeMap<String, Vec<String>> = BTreeMap::new();
     let mut add = |key: &str, text: String| {
         let values = merged.entry(key.to_owned()).or_default();
@@ -318,15 +328,6 @@ fn provenance(benches: &[LoadedBench], facts: &[(String, String)]) -> BTreeMap<S
     };
     for (key, value) in facts {
         add(key, value.clone());
-    }
-    for bench in benches {
-        for (key, value) in &bench.result.provenance {
-            match value {
-                Value::String(s) => add(key, s.clone()),
-                Value::Null => {}
-                other => add(key, other.to_string()),
-            }
-        }
     }
     merged.into_iter().map(|(k, v)| (k, v.join("; "))).collect()
 }
@@ -413,7 +414,7 @@ fn notes(
             b.result
                 .accuracy
                 .as_ref()
-                .and_then(|a| a.images)
+                .map(|a| a.images)
                 .is_some_and(|n| n < 100)
         })
         .map(|b| b.result.variant.as_str())
@@ -460,17 +461,20 @@ mod tests {
         let load = |variant: &str, device: serde_json::Value| LoadedBench {
             path: format!("{variant}/bench.json").into(),
             digest: String::new(),
-            result: serde_json::from_value(serde_json::json!({
-                "variant": variant, "model_size_bytes": 1000, "runtime": "edgetpu",
-                "status": "ok", "latency": {"mean_ms": 5.0}, "device": device,
-            }))
-            .unwrap(),
+            result: {
+                let mut json = crate::bench::tests::full();
+                json["variant"] = variant.into();
+                json["runtime"] = "edgetpu".into();
+                json["device"] = device;
+                serde_json::from_value(json).unwrap()
+            },
         };
         let report = analyze(
             vec![
                 load(
                     "board",
-                    serde_json::json!({"host": "coral-dev", "runtime": "edgetpu"}),
+                    serde_json::json!({"host": "coral-dev", "runtime": "edgetpu",
+                        "machine": "aarch64", "interpreter": "tflite_runtime 2.5.0", "python": "3.7.3"}),
                 ),
                 load("local", serde_json::Value::Null),
             ],

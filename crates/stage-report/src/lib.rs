@@ -28,7 +28,7 @@ pub mod variant;
 use std::path::{Path, PathBuf};
 
 pub use analysis::{Report, ReportOptions, analyze};
-pub use bench::{BenchResult, LoadedBench};
+pub use bench::{BenchResults, LoadedBench};
 pub use error::ReportError;
 pub use metrics::{METRICS_SCHEMA, MetricsDoc};
 

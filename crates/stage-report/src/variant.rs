@@ -4,7 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::bench::BenchResult;
+use crate::bench::BenchResults;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -26,7 +26,7 @@ pub enum Role {
 impl Role {
     /// Classifies a bench result: the runtime first (Edge TPU), then the
     /// scheme, then the variant name.
-    pub fn of(bench: &BenchResult) -> Role {
+    pub fn of(bench: &BenchResults) -> Role {
         if bench.is_edgetpu_run() {
             return Role::EdgeTpu;
         }
@@ -117,11 +117,15 @@ impl Role {
 mod tests {
     use super::*;
 
-    fn bench(variant: &str, scheme: Option<&str>, runtime: Option<&str>) -> BenchResult {
-        serde_json::from_value(serde_json::json!({
-            "variant": variant, "model_size_bytes": 1, "scheme": scheme, "runtime": runtime
-        }))
-        .unwrap()
+    fn bench(variant: &str, scheme: Option<&str>, runtime: Option<&str>) -> BenchResults {
+        // The bench stage writes an Edge TPU row without a device as
+        // runtime `edgetpu`, status `no device`.
+        let (runtime, status) = match runtime {
+            Some("no device") => ("edgetpu", "no device"),
+            Some(runtime) => (runtime, "ok"),
+            None => ("litert-cpu", "ok"),
+        };
+        crate::bench::tests::row(variant, scheme, runtime, status)
     }
 
     #[test]

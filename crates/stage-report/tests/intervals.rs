@@ -4,6 +4,8 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
 use std::path::{Path, PathBuf};
 
 use coco_eval::{
@@ -63,15 +65,13 @@ fn write(
     let sub = dir.join(eval.variant.replace(' ', "_"));
     std::fs::create_dir_all(&sub).unwrap();
     let ap = eval.match_table().unwrap().full();
-    let mut bench = json!({
+    let bench = common::complete(json!({
         "variant": eval.variant, "model_size_bytes": 1_000_000, "scheme": scheme,
         "runtime": "litert-cpu", "status": "ok",
         "latency": {"mean_ms": 10.0},
         "accuracy": {"map": ap.map, "map_50": ap.map_50, "images": IMAGES},
-    });
-    if let Some(iou) = matched_iou {
-        bench["quantization_error"] = json!({"mean_matched_iou": iou, "matched": 10});
-    }
+        "quantization_error": matched_iou.map(|iou| json!({"mean_matched_iou": iou, "matched": 10})),
+    }));
     let bench_path = sub.join("bench.json");
     std::fs::write(&bench_path, serde_json::to_vec(&bench).unwrap()).unwrap();
     let eval_path = sub.join("evaluation.json");

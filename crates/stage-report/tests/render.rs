@@ -6,6 +6,8 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -110,11 +112,11 @@ fn write_run(dir: &Path) -> (Vec<PathBuf>, Vec<PathBuf>) {
         let sub = dir.join(scheme);
         std::fs::create_dir_all(&sub).unwrap();
         let ap = eval.match_table().unwrap().full();
-        let bench = json!({
+        let bench = common::complete(json!({
             "variant": eval.variant, "model_size_bytes": 1000, "scheme": scheme,
             "runtime": "litert-cpu", "status": "ok", "latency": {"mean_ms": 10.0},
             "accuracy": {"map": ap.map, "map_50": ap.map_50},
-        });
+        }));
         std::fs::write(sub.join("bench.json"), bench.to_string()).unwrap();
         std::fs::write(
             sub.join("evaluation.json"),

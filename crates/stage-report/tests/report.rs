@@ -6,6 +6,8 @@
 
 use std::path::{Path, PathBuf};
 
+mod common;
+
 use serde_json::{Value, json};
 use stage_report::metrics::{MetricsDoc, Verdict};
 use stage_report::{BaselineSource, ReportOptions, generate};
@@ -18,7 +20,7 @@ fn bench(variant: &str, scheme: &str, size: u64, mean: f64, map50: f64) -> Value
         .iter()
         .map(|d| mean + d)
         .collect();
-    json!({
+    common::complete(json!({
         "variant": variant,
         "model_size_bytes": size,
         "scheme": scheme,
@@ -30,24 +32,22 @@ fn bench(variant: &str, scheme: &str, size: u64, mean: f64, map50: f64) -> Value
         "latency": {
             "init_ms": 5.0, "first_ms": mean * 2.0, "mean_ms": mean, "std_ms": 2.1,
             "min_ms": mean - 1.0, "p50_ms": mean, "p90_ms": mean + 1.0, "p99_ms": mean + 5.5,
-            "max_ms": mean + 6.0, "samples_ms": samples
+            "max_ms": mean + 6.0, "fps": 1000.0 / mean, "count": samples.len(), "samples_ms": samples
         },
-        "fps": 1000.0 / mean,
         "preprocessing": {"images": 200, "mean_ms": 1.25, "total_ms": 250.0},
-        "accuracy": {"map": map50 / 2.0, "map50": map50, "ar100": 0.5, "images": 200},
+        "accuracy": {"map": map50 / 2.0, "map_50": map50, "ar_100": 0.5, "images": 200},
         "peak_rss_bytes": 50 * MB,
-        "provenance": {"dataset": "vtest.avi, teacher-labelled", "training_start": "from scratch"},
         "a_field_the_report_does_not_know": [1, 2, 3]
-    })
+    }))
 }
 
 fn with(mut value: Value, key: &str, extra: Value) -> Value {
     value[key] = extra;
-    value
+    common::complete(value)
 }
 
 fn synthetic() -> Vec<Value> {
-    let predicted = json!({"compiled": false, "predicted": true, "tpu_ops": 62, "cpu_ops": 2, "first_cpu_op": "CUSTOM"});
+    let predicted = json!({"compiled": false, "predicted": true, "ops_on_tpu": 62, "ops_on_cpu": 2, "first_cpu_op": "CUSTOM"});
     vec![
         // Deliberately out of order: the report sorts by scheme.
         with(
@@ -63,12 +63,12 @@ fn synthetic() -> Vec<Value> {
             "quantization_error",
             json!({"mean_abs_box_diff": 0.0123, "mean_abs_score_diff": 0.0456, "mean_matched_iou": 0.912, "gained": 3, "lost": 1, "matched": 40}),
         ),
-        json!({
+        common::complete(json!({
             "variant": "full_int8 PTQ on Edge TPU", "model_size_bytes": MB + MB / 8,
             "scheme": "full_int8", "runtime": "edgetpu", "status": "no device",
             "status_detail": "libedgetpu is not installed",
             "edgetpu": {"compiled": true, "predicted": false, "ops_on_tpu": 64, "ops_on_cpu": 1}
-        }),
+        })),
     ]
 }
 
@@ -89,6 +89,11 @@ fn write_benches(dir: &Path, benches: &[Value]) -> Vec<PathBuf> {
 fn options() -> ReportOptions {
     ReportOptions {
         title: "synthetic run".into(),
+        // What the report stage's `provenance` input contributes.
+        provenance: vec![
+            ("dataset".into(), "vtest.avi, teacher-labelled".into()),
+            ("training_start".into(), "from scratch".into()),
+        ],
         ..Default::default()
     }
 }
@@ -273,7 +278,7 @@ fn changed_run() -> Vec<Value> {
         .map(|b| {
             if b["variant"] == "full_int8 PTQ" {
                 let mut b = b;
-                b["accuracy"]["map50"] = json!(0.68);
+                b["accuracy"]["map_50"] = json!(0.68);
                 b["latency"]["mean_ms"] = json!(16.0);
                 b
             } else {

@@ -91,19 +91,7 @@ fn default_connect_timeout() -> u64 {
     10
 }
 
-/// The device a row was measured on (`bench.json` `device`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct DeviceInfo {
-    /// The board's host name or address (no user, no credentials).
-    pub host: String,
-    /// `edgetpu` or `cpu`.
-    pub runtime: String,
-    /// The board's CPU architecture (`aarch64`).
-    pub machine: String,
-    /// The TFLite interpreter the board used (`tflite_runtime 2.5.0`).
-    pub interpreter: String,
-    pub python: String,
-}
+pub use artifact_schemas::bench::DeviceInfo;
 
 /// What the board returned.
 #[derive(Debug, Clone, PartialEq)]
@@ -449,7 +437,11 @@ pub fn parse_result(
             interpreter: result.interpreter,
             python: result.python,
         },
-        latency: LatencyStats::from_samples(result.init_ms, &result.warmup_ms, result.samples_ms),
+        latency: crate::latency::stats_from_samples(
+            result.init_ms,
+            &result.warmup_ms,
+            result.samples_ms,
+        ),
         outputs,
     })
 }

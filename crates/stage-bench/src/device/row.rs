@@ -10,9 +10,9 @@ use stage_api::{StageContext, StageError};
 use super::{DeviceJob, DeviceParams, DeviceRuntime, run_on_device};
 use crate::detections::{self, CocoResult};
 use crate::model_io::ModelIo;
-use crate::results::{BenchResults, Preprocessing, RUNTIME_CPU, RUNTIME_EDGETPU};
 use crate::stage::{BenchParams, accuracy, preprocess_inputs};
 use crate::val_split::LabeledImage;
+use artifact_schemas::bench::{BenchResults, Preprocessing, RUNTIME_CPU, RUNTIME_EDGETPU};
 
 /// The model and images of the row.
 pub struct DeviceRow<'a> {

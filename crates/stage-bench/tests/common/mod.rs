@@ -4,8 +4,8 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::reference::{MAKE_SSD_FIXTURE, run_script};
 use serde_json::json;
-use stage_bench::reference::{MAKE_SSD_FIXTURE, run_script};
 use tfrecord::RecordWriter;
 use tfrecord::od::{DetectionExample, DetectionObject};
 

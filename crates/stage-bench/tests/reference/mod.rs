@@ -2,9 +2,13 @@
 //! pycocotools (`tests/python/coco_reference.py`, dev-only) and a plain
 //! `ai_edge_litert` interpreter loop (`python/litert_loop.py`, which the
 //! stage also runs on an Edge TPU), run in the managed environment with a
-//! JSON request and a JSON result.
+//! JSON request and a JSON result. Tests include it as `mod reference;`,
+//! the benchmarks by path; it is no part of the stage (nor of its source
+//! hash).
 
-use std::path::{Path, PathBuf};
+#![allow(dead_code)]
+
+use std::path::Path;
 
 use serde_json::{Value, json};
 
@@ -19,24 +23,6 @@ pub enum ReferenceError {
     BadResult { script: String, detail: String },
 }
 
-/// The workspace root (this crate lives at `crates/stage-bench`).
-pub fn workspace_root() -> PathBuf {
-    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
-    manifest
-        .parent()
-        .and_then(Path::parent)
-        .map(Path::to_path_buf)
-        .unwrap_or_else(|| manifest.to_path_buf())
-}
-
-/// The managed interpreter: `EDGEPIPE_PYTHON`, else the provisioned environment.
-pub fn find_python() -> Option<PathBuf> {
-    if let Some(python) = std::env::var_os("EDGEPIPE_PYTHON") {
-        return Some(PathBuf::from(python));
-    }
-    provision::python_env::locate(&workspace_root()).map(|env| env.python)
-}
-
 /// The plain LiteRT interpreter loop (a stage script).
 pub const LITERT_LOOP: &str = "python/litert_loop.py";
 /// The pycocotools evaluation (dev-only).
@@ -45,7 +31,8 @@ pub const COCO_REFERENCE: &str = "tests/python/coco_reference.py";
 pub const MAKE_SSD_FIXTURE: &str = "tests/python/make_ssd_fixture.py";
 
 /// Runs `crates/stage-bench/<script>` (one of the paths above) on `request`
-/// in `work_dir`.
+/// in `work_dir`, as the stage runs its scripts (`stage_python::script`:
+/// the shared package on `PYTHONPATH`).
 pub fn run_script(
     python: &Path,
     script: &str,
@@ -55,7 +42,7 @@ pub fn run_script(
     Ok(
         stage_python::script(Path::new("crates/stage-bench").join(script)).run_with(
             python,
-            &workspace_root(),
+            &stage_test_support::workspace_root(),
             work_dir,
             request,
         )?,
