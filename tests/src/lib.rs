@@ -40,6 +40,31 @@ pub fn xtask() -> PathBuf {
         .clone()
 }
 
+/// A diamond of stages (`src` fetches `data/in.txt`; `left` and `right`
+/// each write a text from it; `join` digests both) after `header`, the
+/// pipeline's `name:` and anything else above `stages:`.
+pub fn diamond_pipeline(header: &str) -> String {
+    format!(
+        r#"{header}stages:
+  src:
+    kind: fetch
+    inputs: {{ source: data/in.txt }}
+  left:
+    kind: testkit
+    inputs: {{ inputs: [ ${{src.file}} ] }}
+    params: {{ text: "L" }}
+  right:
+    kind: testkit
+    inputs: {{ inputs: [ ${{src.file}} ] }}
+    params: {{ text: "R" }}
+  join:
+    kind: testkit
+    inputs: {{ inputs: [ ${{left.file}}, ${{right.file}} ] }}
+    params: {{ mode: digest }}
+"#
+    )
+}
+
 /// A directory with pipeline files and an isolated state directory.
 pub struct Sandbox {
     pub dir: tempfile::TempDir,

@@ -8,26 +8,11 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use edgepipe_tests::{Sandbox, descendants, gone_within};
+use edgepipe_tests::{Sandbox, descendants, diamond_pipeline, gone_within};
 
-const DIAMOND: &str = r#"name: diamond
-stages:
-  src:
-    kind: fetch
-    inputs: { source: data/in.txt }
-  left:
-    kind: testkit
-    inputs: { inputs: [ ${src.file} ] }
-    params: { text: "L" }
-  right:
-    kind: testkit
-    inputs: { inputs: [ ${src.file} ] }
-    params: { text: "R" }
-  join:
-    kind: testkit
-    inputs: { inputs: [ ${left.file}, ${right.file} ] }
-    params: { mode: digest }
-"#;
+fn diamond() -> String {
+    diamond_pipeline("name: diamond\n")
+}
 
 fn statuses(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
     pairs
@@ -40,7 +25,7 @@ fn statuses(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
 fn runs_then_caches_then_reruns_only_the_changed_branch() {
     let sb = Sandbox::new();
     sb.write("data/in.txt", "hello\n");
-    sb.write("p.yaml", DIAMOND);
+    sb.write("p.yaml", &diamond());
 
     let first = sb.run(&["pipeline", "p.yaml"]);
     assert!(first.success(), "{first}");
@@ -92,7 +77,10 @@ fn runs_then_caches_then_reruns_only_the_changed_branch() {
         "no-op re-run took {elapsed:?}"
     );
 
-    sb.write("p.yaml", &DIAMOND.replace(r#"text: "R""#, r#"text: "R2""#));
+    sb.write(
+        "p.yaml",
+        &diamond().replace(r#"text: "R""#, r#"text: "R2""#),
+    );
     let plan = sb.run(&["plan", "p.yaml"]);
     assert!(plan.success(), "{plan}");
     assert!(

@@ -8,35 +8,24 @@
 #![allow(clippy::unwrap_used)]
 
 use std::collections::BTreeMap;
+use std::os::unix::process::CommandExt;
 use std::process::Child;
 use std::time::{Duration, Instant};
 
-use edgepipe_tests::{Run, Sandbox};
+use edgepipe_tests::{Run, Sandbox, diamond_pipeline};
 use pipeline::slurm::{JobRecord, parse_records};
 use test_services::slurm::{PARTITION, SlurmCluster};
 
 /// A diamond of `fetch` and `testkit` stages, every one a Slurm job.
-const DIAMOND: &str = r#"name: cluster
+fn diamond() -> String {
+    diamond_pipeline(
+        r#"name: cluster
 executor:
   kind: slurm
   slurm: { partition: edgepipe, cpus: 1, mem: 300M, time_limit: "5:00" }
-stages:
-  src:
-    kind: fetch
-    inputs: { source: data/in.txt }
-  left:
-    kind: testkit
-    inputs: { inputs: [ ${src.file} ] }
-    params: { text: "L" }
-  right:
-    kind: testkit
-    inputs: { inputs: [ ${src.file} ] }
-    params: { text: "R" }
-  join:
-    kind: testkit
-    inputs: { inputs: [ ${left.file}, ${right.file} ] }
-    params: { mode: digest }
-"#;
+"#,
+    )
+}
 
 fn run(sb: &Sandbox, cluster: &SlurmCluster, args: &[&str]) -> Run {
     sb.command(args)
@@ -47,12 +36,40 @@ fn run(sb: &Sandbox, cluster: &SlurmCluster, args: &[&str]) -> Run {
 }
 
 fn spawn(sb: &Sandbox, cluster: &SlurmCluster, args: &[&str]) -> Child {
-    sb.command(args)
+    let mut command = sb.command(args);
+    command
         .env("SLURM_CONF", cluster.conf())
         .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap()
+        .stderr(std::process::Stdio::piped());
+    // A test run started in the background (`cmd &` without job control)
+    // inherits SIGINT and SIGQUIT ignored, and so would the orchestrator,
+    // as a user's terminal never has them: give it the default actions.
+    // SAFETY: only async-signal-safe calls between fork and exec.
+    unsafe {
+        command.pre_exec(|| {
+            for signal in [libc::SIGINT, libc::SIGQUIT] {
+                if libc::signal(signal, libc::SIG_DFL) == libc::SIG_ERR {
+                    return Err(std::io::Error::last_os_error());
+                }
+            }
+            Ok(())
+        });
+    }
+    command.spawn().unwrap()
+}
+
+/// Waits for `child` to exit, failing the test (after killing it) if it
+/// has not within `limit`.
+fn wait_exited(child: &mut Child, limit: Duration, what: &str) {
+    let deadline = Instant::now() + limit;
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{what}: the orchestrator did not exit within {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }
 
 /// Every job the controller remembers whose name starts with
@@ -131,7 +148,7 @@ fn a_pipeline_run_as_slurm_jobs_matches_the_local_run_and_asks_for_its_resources
     // Slurm run (else every stage would be a cache hit).
     let sb = Sandbox::new();
     sb.write("data/in.txt", "hello cluster\n");
-    sb.write("p.yaml", DIAMOND);
+    sb.write("p.yaml", &diamond());
     let here = run(
         &sb,
         &cluster,
@@ -268,7 +285,7 @@ fn stopping_the_run_cancels_its_job() {
             .status()
             .unwrap();
         assert!(sent.success());
-        child.wait().unwrap();
+        wait_exited(&mut child, Duration::from_secs(60), &format!("SIG{signal}"));
         let id = job.get("JobId");
         let ended = wait_ended(&cluster, id, Duration::from_secs(20));
         assert_eq!(

@@ -35,19 +35,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     if args.files == 0 || args.stages == 0 {
         bail!("--files and --stages must be positive");
     }
-    let dir = args
-        .dir
-        .clone()
-        .unwrap_or_else(|| std::env::temp_dir().join("edgepipe-bench-cache"));
-    let data = dir.join("data");
-    let bytes = args.size_mib << 20;
-    eprintln!(
-        "input: {} files, {} MiB in {}",
-        args.files,
-        args.size_mib,
-        data.display()
-    );
-    make_data(&data, args.files, bytes)?;
+    let (dir, data) = prepare_data(args.dir.as_deref(), args.files, args.size_mib)?;
     let yaml = dir.join("bench.yaml");
     write_pipeline(&yaml, args.stages)?;
     let state = dir.join("state");
@@ -123,7 +111,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     pipeline::digest::path_digest(&data, &db)?;
     let hashing_warm = started.elapsed();
     let threads = rayon_threads();
-    let gib = bytes as f64 / (1u64 << 30) as f64;
+    let gib = (args.size_mib << 20) as f64 / (1u64 << 30) as f64;
     let throughput = gib / hashing.as_secs_f64();
 
     let ms = |d: Duration| d.as_secs_f64() * 1000.0;
@@ -198,6 +186,23 @@ fn rayon_threads() -> usize {
     std::thread::available_parallelism()
         .map(usize::from)
         .unwrap_or(1)
+}
+
+/// The benchmark folder (`dir`, else one in the temp dir) and its synthetic
+/// data folder, made (or kept, when already complete) with [`make_data`].
+pub(crate) fn prepare_data(
+    dir: Option<&Path>,
+    files: usize,
+    size_mib: u64,
+) -> anyhow::Result<(PathBuf, PathBuf)> {
+    let dir = dir.map_or_else(
+        || std::env::temp_dir().join("edgepipe-bench-cache"),
+        Path::to_path_buf,
+    );
+    let data = dir.join("data");
+    eprintln!("data: {files} files, {size_mib} MiB in {}", data.display());
+    make_data(&data, files, size_mib << 20)?;
+    Ok((dir, data))
 }
 
 /// Writes `files` files of pseudo-random bytes totalling `bytes`, unless a

@@ -85,19 +85,8 @@ fn transfer(args: &Args) -> anyhow::Result<ExitCode> {
     if args.files == 0 {
         bail!("--files must be positive");
     }
-    let dir = args
-        .dir
-        .clone()
-        .unwrap_or_else(|| std::env::temp_dir().join("edgepipe-bench-cache"));
-    let data = dir.join("data");
-    let bytes = args.size_mib << 20;
-    eprintln!(
-        "data: {} files, {} MiB in {}",
-        args.files,
-        args.size_mib,
-        data.display()
-    );
-    crate::bench_cache::make_data(&data, args.files, bytes)?;
+    let (dir, data) =
+        crate::bench_cache::prepare_data(args.dir.as_deref(), args.files, args.size_mib)?;
 
     let run_id = format!(
         "bench-{}-{}",

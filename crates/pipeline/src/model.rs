@@ -320,6 +320,27 @@ impl Builder<'_> {
         Some(entries)
     }
 
+    /// A Slurm quantity written as a number or in Slurm's own text form,
+    /// kept as text once `check` accepts it (else an error at its position).
+    fn slurm_text(
+        &mut self,
+        value: &Node,
+        what: &str,
+        check: fn(&str) -> Result<u64, String>,
+    ) -> Option<String> {
+        let text = match &value.value {
+            NodeValue::Int(i) => Some(i.to_string()),
+            _ => self.string(value, what),
+        }?;
+        match check(&text) {
+            Ok(_) => Some(text),
+            Err(message) => {
+                self.error(value.pos, message);
+                None
+            }
+        }
+    }
+
     fn string(&mut self, node: &Node, what: &str) -> Option<String> {
         match &node.value {
             NodeValue::String(s) => Some(s.clone()),
@@ -598,29 +619,9 @@ impl Builder<'_> {
                     NodeValue::Int(i) if i >= 0 => spec.gpus = Some(i as u64),
                     _ => self.error(value.pos, "`gpus` must be a whole number (0 or more)"),
                 },
-                "mem" => {
-                    let text = match &value.value {
-                        NodeValue::Int(i) => Some(i.to_string()),
-                        _ => self.string(value, &what),
-                    };
-                    if let Some(text) = text {
-                        match slurm::memory_mib(&text) {
-                            Ok(_) => spec.mem = Some(text),
-                            Err(message) => self.error(value.pos, message),
-                        }
-                    }
-                }
+                "mem" => spec.mem = self.slurm_text(value, &what, slurm::memory_mib),
                 "time_limit" => {
-                    let text = match &value.value {
-                        NodeValue::Int(i) => Some(i.to_string()),
-                        _ => self.string(value, &what),
-                    };
-                    if let Some(text) = text {
-                        match slurm::time_limit_secs(&text) {
-                            Ok(_) => spec.time_limit = Some(text),
-                            Err(message) => self.error(value.pos, message),
-                        }
-                    }
+                    spec.time_limit = self.slurm_text(value, &what, slurm::time_limit_secs)
                 }
                 "extra_args" => {
                     let NodeValue::Seq(items) = &value.value else {

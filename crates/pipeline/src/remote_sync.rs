@@ -12,9 +12,8 @@ use crate::run_lock::RunLock;
 /// Pushes every entry the lock file names that is in the local cache.
 pub fn push(session: &Session, observer: &dyn Observer) -> Result<Vec<RemoteEvent>, EngineError> {
     let locked = locked_keys(session)?;
-    let mut events = Vec::new();
-    for (stage, key) in locked {
-        let transfer = match session.cache().lookup(&key, &session.db) {
+    Ok(transfer_each(locked, observer, |key| {
+        match session.cache().lookup(key, &session.db) {
             Lookup::Hit(entry) => match session.cache().push(&entry) {
                 Ok(stats) => Transfer::Pushed(stats),
                 Err(e) => Transfer::Failed(e.to_string()),
@@ -23,16 +22,8 @@ pub fn push(session: &Session, observer: &dyn Observer) -> Result<Vec<RemoteEven
             Lookup::Corrupt(why) => {
                 Transfer::Failed(format!("its local cache entry is corrupt ({why})"))
             }
-        };
-        let event = RemoteEvent {
-            stage,
-            key,
-            transfer,
-        };
-        observer.remote(&event);
-        events.push(event);
-    }
-    Ok(events)
+        }
+    }))
 }
 
 /// Pulls every entry the lock file names that the local cache lacks.
@@ -41,16 +32,30 @@ pub fn pull(session: &Session, observer: &dyn Observer) -> Result<Vec<RemoteEven
     let _lock = RunLock::acquire(&session.workspace.run_lock_path(), true, |holder| {
         observer.waiting_for_lock(holder)
     })?;
-    let mut events = Vec::new();
-    for (stage, key) in locked {
-        let transfer = match session.cache().lookup(&key, &session.db) {
+    let events = transfer_each(locked, observer, |key| {
+        match session.cache().lookup(key, &session.db) {
             Lookup::Hit(_) => Transfer::Present,
-            Lookup::Missing | Lookup::Corrupt(_) => match session.cache().pull(&key, &session.db) {
+            Lookup::Missing | Lookup::Corrupt(_) => match session.cache().pull(key, &session.db) {
                 RemoteLookup::Found { pulled, .. } => Transfer::Pulled(pulled.unwrap_or_default()),
                 RemoteLookup::Missing => Transfer::Missing,
                 RemoteLookup::Unusable(reason) => Transfer::Failed(reason),
             },
-        };
+        }
+    });
+    let _ = session.db.save();
+    Ok(events)
+}
+
+/// Runs `transfer` for each locked (stage, key), reporting each outcome to
+/// the observer as it comes.
+fn transfer_each(
+    locked: Vec<(String, String)>,
+    observer: &dyn Observer,
+    mut transfer: impl FnMut(&str) -> Transfer,
+) -> Vec<RemoteEvent> {
+    let mut events = Vec::new();
+    for (stage, key) in locked {
+        let transfer = transfer(&key);
         let event = RemoteEvent {
             stage,
             key,
@@ -59,8 +64,7 @@ pub fn pull(session: &Session, observer: &dyn Observer) -> Result<Vec<RemoteEven
         observer.remote(&event);
         events.push(event);
     }
-    let _ = session.db.save();
-    Ok(events)
+    events
 }
 
 /// `(stage, key)` of every stage in the lock file, in the pipeline's order,

@@ -539,7 +539,11 @@ exit 3"#,
         let (result, progress) = fixture.run();
         let failure = result.unwrap_err();
         assert_eq!(failure.message, "the stage exited with exit status: 3");
-        assert_eq!(failure.log_tail, ["step one", "cannot open the dataset"]);
+        // stdout and stderr are two pipes: the tail keeps each stream's
+        // order, not their interleaving.
+        let mut tail = failure.log_tail.clone();
+        tail.sort();
+        assert_eq!(tail, ["cannot open the dataset", "step one"]);
         assert_eq!(progress, [Progress::new(1, None, "")]);
     }
 
