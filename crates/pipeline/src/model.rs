@@ -188,50 +188,19 @@ impl Pipeline {
 
     /// Parses pipeline text; `file` names it in messages and anchors relative paths.
     pub fn parse(file: &Path, text: &str) -> Result<Pipeline, Diagnostics> {
-        let root = yaml::parse(text).map_err(|err| {
-            Diagnostics(vec![Diagnostic::new(
-                file,
-                err.pos,
-                format!("invalid YAML: {}", err.message),
-            )])
-        })?;
-        let mut builder = Builder {
-            file,
-            diagnostics: Vec::new(),
-        };
-        let pipeline = builder.pipeline(&root);
-        if builder.diagnostics.is_empty() {
-            pipeline.ok_or_else(|| Diagnostics(Vec::new()))
-        } else {
-            Err(Diagnostics(builder.diagnostics))
-        }
+        build(file, text, |builder, root| builder.pipeline(root))?
+            .ok_or_else(|| Diagnostics(Vec::new()))
     }
 
     /// Reads the `cache:` block of a config file (`cache` is its one key).
     pub fn parse_cache_config(file: &Path, text: &str) -> Result<Option<CacheSpec>, Diagnostics> {
-        let root = yaml::parse(text).map_err(|err| {
-            Diagnostics(vec![Diagnostic::new(
-                file,
-                err.pos,
-                format!("invalid YAML: {}", err.message),
-            )])
-        })?;
-        let mut builder = Builder {
-            file,
-            diagnostics: Vec::new(),
-        };
-        let spec = match &root.value {
+        build(file, text, |builder, root| match &root.value {
             NodeValue::Null => None,
             _ => builder
-                .mapping(&root, "the config file", &["cache"])
+                .mapping(root, "the config file", &["cache"])
                 .and_then(|entries| entries.iter().find(|(k, _)| k.name == "cache"))
                 .and_then(|(_, node)| builder.cache(node)),
-        };
-        if builder.diagnostics.is_empty() {
-            Ok(spec)
-        } else {
-            Err(Diagnostics(builder.diagnostics))
-        }
+        })
     }
 
     pub fn stage(&self, name: &str) -> Option<&StageSpec> {
@@ -272,6 +241,32 @@ impl StageSpec {
                 InputSource::Output { stage, .. } => Some(stage.as_str()),
                 InputSource::External { .. } => None,
             })
+    }
+}
+
+/// Parses `text` as YAML and reads it with a [`Builder`]: what `read`
+/// returns, unless the YAML or the reading reported a problem.
+fn build<T>(
+    file: &Path,
+    text: &str,
+    read: impl FnOnce(&mut Builder<'_>, &Node) -> T,
+) -> Result<T, Diagnostics> {
+    let root = yaml::parse(text).map_err(|err| {
+        Diagnostics(vec![Diagnostic::new(
+            file,
+            err.pos,
+            format!("invalid YAML: {}", err.message),
+        )])
+    })?;
+    let mut builder = Builder {
+        file,
+        diagnostics: Vec::new(),
+    };
+    let value = read(&mut builder, &root);
+    if builder.diagnostics.is_empty() {
+        Ok(value)
+    } else {
+        Err(Diagnostics(builder.diagnostics))
     }
 }
 
