@@ -277,7 +277,7 @@ fn misbehaving_stages_fail_clearly_and_nothing_is_cached() {
             "wrote outside its output directory: escaped.txt",
         ),
         ("link-outside", "leaves its output directory"),
-        ("bad-result", "malformed result JSON"),
+        ("bad-result", "result.json is not a stage result: "),
         ("modify-input", "modified its input `inputs`"),
     ];
     for (mode, expected) in cases {

@@ -201,6 +201,40 @@ fn a_second_machine_pulls_everything_and_runs_nothing() {
     assert!(third.success(), "{third}");
     assert_eq!(third.statuses()["src"], "ran");
     assert!(!third.stderr.contains("remote cache"), "{third}");
+
+    // A fourth machine re-runs `src` here: the plan cannot know the keys
+    // below it, the run learns them from `src`'s output and pulls.
+    let fourth_state = sb.path().join("machine-d");
+    let forced = ["pipeline", "p.yaml", "--force", "src"];
+    let plan = run(
+        &sb,
+        &fourth_state,
+        &keys(&garage),
+        &["plan", "p.yaml", "--force", "src"],
+    );
+    assert!(plan.success(), "{plan}");
+    assert_eq!(
+        count(&plan.stdout, "upstream `src` will run first"),
+        1,
+        "{plan}"
+    );
+    assert_eq!(count(&plan.stdout, "cached remotely"), 0, "{plan}");
+    let fourth = run(&sb, &fourth_state, &keys(&garage), &forced);
+    assert!(fourth.success(), "{fourth}");
+    assert_eq!(
+        fourth.statuses(),
+        statuses(&[("src", "ran"), ("left", "cached"), ("join", "cached")])
+    );
+    assert_eq!(
+        count(&fourth.stderr, "pulled from the remote cache"),
+        2,
+        "{fourth}"
+    );
+    let joined = |state: &Path| {
+        let dir = state.join("out/shared/join").canonicalize().unwrap();
+        std::fs::read(dir.join("out.txt")).unwrap()
+    };
+    assert_eq!(joined(&fourth_state), joined(&first_state));
 }
 
 fn sb_cache_empty(state: &Path) -> bool {

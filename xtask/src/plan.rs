@@ -1,4 +1,5 @@
-//! `cargo xtask plan FILE`: what a run would do and why, without running.
+//! `cargo xtask plan FILE [--only S] [--force S]`: what a run would do and
+//! why, without running.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -16,6 +17,8 @@ pub struct Args {
     #[arg(long, value_parser = crate::run_pipeline::parse_executor)]
     executor: Option<Executor>,
     #[command(flatten)]
+    selection: crate::run_pipeline::Selection,
+    #[command(flatten)]
     remote: crate::remote::RemoteArgs,
 }
 
@@ -28,6 +31,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         .use_remote(&args.remote.choice())
         .map_err(display::engine_error)?;
     let options = RunOptions {
+        only: args.selection.only,
+        force: args.selection.force,
         executor: args.executor,
         ..Default::default()
     };

@@ -16,12 +16,8 @@ pub struct Args {
     /// Show what would run and why, without running anything.
     #[arg(long)]
     dry_run: bool,
-    /// Run only this stage and what it needs (repeatable).
-    #[arg(long, value_name = "STAGE")]
-    only: Vec<String>,
-    /// Run this stage even when it is cached (repeatable).
-    #[arg(long, value_name = "STAGE")]
-    force: Vec<String>,
+    #[command(flatten)]
+    selection: Selection,
     /// Stages run at the same time.
     #[arg(long, short, default_value_t = 2)]
     jobs: usize,
@@ -35,6 +31,17 @@ pub struct Args {
     progress: display::ProgressArgs,
     #[command(flatten)]
     remote: crate::remote::RemoteArgs,
+}
+
+/// Which stages a run takes and which it re-runs (`pipeline` and `plan`).
+#[derive(clap::Args)]
+pub struct Selection {
+    /// Run only this stage and what it needs (repeatable).
+    #[arg(long, value_name = "STAGE")]
+    pub only: Vec<String>,
+    /// Run this stage even when it is cached (repeatable).
+    #[arg(long, value_name = "STAGE")]
+    pub force: Vec<String>,
 }
 
 pub fn parse_executor(text: &str) -> Result<Executor, String> {
@@ -51,8 +58,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         .use_remote(&args.remote.choice())
         .map_err(display::engine_error)?;
     let options = RunOptions {
-        only: args.only,
-        force: args.force,
+        only: args.selection.only,
+        force: args.selection.force,
         jobs: args.jobs,
         executor: args.executor,
         wait_for_lock: !args.no_wait,

@@ -4,7 +4,7 @@
 //! each stage reused from the cache or run and committed), then record the
 //! lock file and the per-stage links under `out/`.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 use std::sync::{Mutex, OnceLock};
@@ -540,45 +540,28 @@ impl Session {
                     let lookup = match self.cache.lookup(&keyed.key, &self.db) {
                         Lookup::Hit(entry) => Lookup::Hit(entry),
                         _ if forced => Lookup::Missing,
-                        local => {
-                            let remote = match pull {
-                                Some(_) => self.cache.pull(&keyed.key, &self.db),
-                                None => self.cache.lookup_remote(&keyed.key),
-                            };
-                            let event = |transfer| RemoteEvent {
-                                stage: stage.name.clone(),
-                                key: keyed.key.clone(),
-                                transfer,
-                            };
-                            match remote {
-                                RemoteLookup::Found { entry, pulled } => {
-                                    if let (Some(observer), Some(stats)) = (pull, pulled) {
-                                        observer.remote(&event(Transfer::Pulled(stats)));
-                                        Lookup::Hit(entry)
-                                    } else {
-                                        entries.insert(stage.name.clone(), *entry);
-                                        planned.push(PlannedStage {
-                                            stage: stage.name.clone(),
-                                            kind: stage.kind.clone(),
-                                            status: PlanStatus::CachedRemotely { key: keyed.key },
-                                        });
-                                        continue;
-                                    }
-                                }
-                                RemoteLookup::Missing => local,
-                                RemoteLookup::Unusable(reason) => {
-                                    if let Some(observer) = pull {
-                                        observer.remote(&event(Transfer::Failed(format!(
-                                            "{reason}; the entry is not used and the stage is rebuilt"
-                                        ))));
-                                    }
-                                    remote_problem = Some(format!(
-                                        "its remote cache entry cannot be used ({reason}) and it will be rebuilt"
-                                    ));
-                                    local
+                        local => match self.remote_entry(&stage.name, &keyed.key, pull) {
+                            RemoteLookup::Found { entry, pulled } => {
+                                if pulled.is_some() {
+                                    Lookup::Hit(entry)
+                                } else {
+                                    entries.insert(stage.name.clone(), *entry);
+                                    planned.push(PlannedStage {
+                                        stage: stage.name.clone(),
+                                        kind: stage.kind.clone(),
+                                        status: PlanStatus::CachedRemotely { key: keyed.key },
+                                    });
+                                    continue;
                                 }
                             }
-                        }
+                            RemoteLookup::Missing => local,
+                            RemoteLookup::Unusable(reason) => {
+                                remote_problem = Some(format!(
+                                    "its remote cache entry cannot be used ({reason}) and it will be rebuilt"
+                                ));
+                                local
+                            }
+                        },
                     };
                     match lookup {
                         Lookup::Hit(entry) if !forced => {
@@ -671,7 +654,24 @@ impl Session {
         } else {
             None
         };
-        let outcomes = self.schedule(options, &binaries, python.as_deref(), observer)?;
+        // Keys the plan already asked the remote cache about.
+        let asked_remote: HashSet<String> = plan
+            .iter()
+            .filter_map(|p| match &p.status {
+                PlanStatus::Run { key, .. } => key.clone(),
+                PlanStatus::Cached { key } | PlanStatus::CachedRemotely { key } => {
+                    Some(key.clone())
+                }
+                _ => None,
+            })
+            .collect();
+        let outcomes = self.schedule(
+            options,
+            &binaries,
+            python.as_deref(),
+            &asked_remote,
+            observer,
+        )?;
         self.push_built(&outcomes, observer);
         let report = self.finish(outcomes, python.as_deref())?;
         let _ = self.db.save();
@@ -817,25 +817,61 @@ impl Session {
         )
     }
 
+    /// The remote cache's entry of `key` for `stage`: pulled into the local
+    /// cache when `pull` is given (which hears of the transfer, or of why the
+    /// entry cannot be used), otherwise only looked up.
+    fn remote_entry(&self, stage: &str, key: &str, pull: Option<&dyn Observer>) -> RemoteLookup {
+        let Some(observer) = pull else {
+            return self.cache.lookup_remote(key);
+        };
+        let found = self.cache.pull(key, &self.db);
+        let transfer = match &found {
+            RemoteLookup::Found {
+                pulled: Some(stats),
+                ..
+            } => Transfer::Pulled(stats.clone()),
+            RemoteLookup::Unusable(reason) => Transfer::Failed(format!(
+                "{reason}; the entry is not used and the stage is rebuilt"
+            )),
+            _ => return found,
+        };
+        observer.remote(&RemoteEvent {
+            stage: stage.to_owned(),
+            key: key.to_owned(),
+            transfer,
+        });
+        found
+    }
+
     /// The verified cache entry of `keyed`, unless `stage` is forced to run;
-    /// a corrupt entry is removed so the stage rebuilds it.
+    /// a corrupt entry is removed so the stage rebuilds it. A key the plan
+    /// could not ask the remote cache about (its upstream ran in this run)
+    /// is pulled from it here.
     fn cached_entry(
         &self,
         stage: &StageSpec,
         keyed: &KeyedStage,
         options: &RunOptions,
+        asked_remote: &HashSet<String>,
+        observer: &dyn Observer,
     ) -> Result<Option<CacheEntry>, EngineError> {
         if options.force.contains(&stage.name) {
             return Ok(None);
         }
         match self.cache.lookup(&keyed.key, &self.db) {
-            Lookup::Hit(entry) => Ok(Some(*entry)),
-            Lookup::Corrupt(_) => {
-                self.cache.remove(&keyed.key, &self.db)?;
-                Ok(None)
-            }
-            Lookup::Missing => Ok(None),
+            Lookup::Hit(entry) => return Ok(Some(*entry)),
+            Lookup::Corrupt(_) => self.cache.remove(&keyed.key, &self.db)?,
+            Lookup::Missing => {}
         }
+        if asked_remote.contains(&keyed.key) {
+            return Ok(None);
+        }
+        Ok(
+            match self.remote_entry(&stage.name, &keyed.key, Some(observer)) {
+                RemoteLookup::Found { entry, .. } => Some(*entry),
+                RemoteLookup::Missing | RemoteLookup::Unusable(_) => None,
+            },
+        )
     }
 
     /// Drives the [`Scheduler`]: computes keys and looks them up in the
@@ -847,6 +883,7 @@ impl Session {
         options: &RunOptions,
         binaries: &BTreeMap<String, PathBuf>,
         python: Option<&Path>,
+        asked_remote: &HashSet<String>,
         observer: &dyn Observer,
     ) -> Result<Vec<Finished>, EngineError> {
         let stages = &self.pipeline.stages;
@@ -888,7 +925,9 @@ impl Session {
                             machine.unresolved(index);
                             continue;
                         };
-                        let Some(entry) = self.cached_entry(stage, &keyed, options)? else {
+                        let Some(entry) =
+                            self.cached_entry(stage, &keyed, options, asked_remote, observer)?
+                        else {
                             machine.missed(index, keyed.key.clone());
                             missed.insert(index, keyed);
                             continue;

@@ -19,8 +19,8 @@ pub enum ResultFileError {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("the stage returned a malformed result JSON: {0}")]
-    Malformed(#[from] serde_json::Error),
+    #[error("the stage's result file {} is not a stage result: {detail}", path.display())]
+    Malformed { path: PathBuf, detail: String },
 }
 
 /// Why running a stage binary failed.
@@ -56,7 +56,10 @@ pub fn read_result(path: &Path) -> Result<StageResult, ResultFileError> {
         path: path.to_path_buf(),
         source,
     })?;
-    Ok(serde_json::from_slice(&bytes)?)
+    serde_json::from_slice(&bytes).map_err(|e| ResultFileError::Malformed {
+        path: path.to_path_buf(),
+        detail: crate::serde_wording::reword(&e.to_string()),
+    })
 }
 
 /// Creates the request's output and scratch directories, writes the request

@@ -14,7 +14,8 @@ request: {"model", "runtime": "edgetpu" | "cpu", "delegate": library name,
           "max_secs"}
 result: {"interpreter", "python", "machine", "runtime", "init_ms",
          "warmup_ms": [...], "samples_ms": [...],
-         "outputs": [{output name: [dequantized values]} per accuracy input]}
+         "outputs": [{output name: [dequantized values]} per accuracy input],
+         "peak_rss_bytes": this process's peak resident memory, or null}
 The timing loop is the host's (benchmark_model's): warm-up runs until both
 warmup_runs and warmup_min_secs are reached, then timed runs until both
 num_runs and min_secs are, each phase stopped after max_secs; only invoke()
@@ -25,6 +26,7 @@ Exit codes: 3 the Edge TPU delegate cannot load, 4 no TFLite interpreter.
 import json
 import os
 import platform
+import resource
 import sys
 import time
 
@@ -89,6 +91,21 @@ def dequantized(interpreter, detail):
     if np.issubdtype(values.dtype, np.integer) and scale:
         values = (values.astype(np.float32) - zero_point) * scale
     return values.astype(np.float32).ravel().tolist()
+
+
+def peak_rss_bytes():
+    """Peak resident memory of this process (the interpreter, the model and
+    its buffers, numpy and Python itself): VmHWM where /proc exists, else
+    getrusage (kilobytes on Linux, bytes on macOS)."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak if sys.platform == "darwin" else peak * 1024
 
 
 def main(request_path, result_path):
@@ -162,6 +179,7 @@ def main(request_path, result_path):
         "warmup_ms": warmup,
         "samples_ms": samples,
         "outputs": outputs,
+        "peak_rss_bytes": peak_rss_bytes(),
     }
     with open(result_path, "w") as f:
         json.dump(result, f)

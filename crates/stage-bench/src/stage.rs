@@ -351,10 +351,10 @@ pub fn edgetpu_mapping(report: &EdgeTpuReport) -> EdgeTpuMapping {
 
 /// Runs one model over the images: preprocessing time, detections per image
 /// (or raw outputs for models without a post-process op).
-struct Pass {
-    preprocessing: Preprocessing,
-    detections: Vec<Vec<ModelDetection>>,
-    raw_outputs: Vec<Vec<f32>>,
+pub(crate) struct Pass {
+    pub(crate) preprocessing: Preprocessing,
+    pub(crate) detections: Vec<Vec<ModelDetection>>,
+    pub(crate) raw_outputs: Vec<Vec<f32>>,
 }
 
 fn run_pass(
@@ -515,20 +515,16 @@ fn run_bench(ctx: &StageContext, params: &BenchParams) -> Result<StageResult, St
     let mut evaluated: &[LabeledImage] = &[];
     let mut reference_matches: Option<Vec<ReferenceMatch>> = None;
 
-    if let Some(device) = &params.device {
+    let float_model = ctx.optional_input("float_model")?;
+    // The model's outputs on every val image, where it ran (here or on a board).
+    let pass = if let Some(device) = &params.device {
         let row = crate::device::row::DeviceRow {
             model_path: &model_path,
             io: &io,
             images: &images,
+            with_outputs: io.detection_outputs().is_some() || float_model.is_some(),
         };
-        row.measure(
-            ctx,
-            params,
-            device,
-            &mut results,
-            &mut coco_results,
-            &mut warnings,
-        )?;
+        Some(row.measure(ctx, params, device, &mut results, &mut warnings)?)
     } else if io.edgetpu_compiled {
         results.runtime = RUNTIME_EDGETPU.to_owned();
         let availability = edgetpu::probe();
@@ -540,6 +536,7 @@ fn run_bench(ctx: &StageContext, params: &BenchParams) -> Result<StageResult, St
             results.status = STATUS_NO_DEVICE.to_owned();
             results.status_detail = Some(availability.reason());
         }
+        None
     } else {
         let mut runner = LiteRtRunner::load(&model_path, &io).map_err(other)?;
         let count = params.latency_images.max(1).min(images.len());
@@ -557,11 +554,14 @@ fn run_bench(ctx: &StageContext, params: &BenchParams) -> Result<StageResult, St
             params.normalization(),
             "accuracy",
         )?;
-        results.preprocessing = pass.preprocessing.clone();
         drop(runner);
         results.peak_rss_bytes = crate::memory::peak_rss_bytes();
+        Some(pass)
+    };
 
-        if io.postprocess.is_some() {
+    if let Some(pass) = &pass {
+        results.preprocessing = pass.preprocessing.clone();
+        if io.detection_outputs().is_some() {
             for (image, found) in images.iter().zip(&pass.detections) {
                 coco_results.extend(detections::to_coco(
                     found,
@@ -579,11 +579,10 @@ fn run_bench(ctx: &StageContext, params: &BenchParams) -> Result<StageResult, St
                     .to_owned(),
             );
         }
-
-        if let Some(float_path) = ctx.optional_input("float_model")? {
+        if let Some(float_path) = float_model {
             let float_path = resolve_model(float_path)?;
             let (error, matches) =
-                quantization_error(ctx, params, &float_path, &io, &images, &pass)?;
+                quantization_error(ctx, params, &float_path, &io, &images, pass)?;
             results.quantization_error = Some(error);
             reference_matches = matches;
         }

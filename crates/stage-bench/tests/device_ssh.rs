@@ -3,7 +3,9 @@
 //! made here. The "board" is this machine with the managed Python: the CPU
 //! path gives the same detections and accuracy as the local bench, the Edge
 //! TPU path fails clearly without libedgetpu, a wrong host key is refused,
-//! and nothing about the credentials reaches `bench.json`.
+//! and nothing about the credentials reaches `bench.json`. Both benches
+//! compare against the float parent, so the board's quantization error,
+//! peak memory and per-image evaluation are checked too.
 //!
 //! Needs `openssh-server` (and the managed Python environment); under
 //! `CI=true` their absence fails the test, elsewhere it is skipped with a note.
@@ -19,6 +21,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use artifact_schemas::bench::BenchResults;
+use coco_eval::PerImageEvaluation;
 use common::{CELL, SsdModels, make_ssd_models, write_square_records};
 use serde_json::{Value, json};
 use stage_api::{
@@ -179,6 +182,7 @@ fn write_records(dir: &Path) {
 
 struct Fixture {
     _dir: tempfile::TempDir,
+    float32: PathBuf,
     int8: PathBuf,
     records: PathBuf,
     python: PathBuf,
@@ -189,10 +193,11 @@ fn fixture() -> Option<Fixture> {
         return missing("the managed Python environment (cargo xtask setup)");
     };
     let dir = tempfile::tempdir().unwrap();
-    let SsdModels { int8, .. } = make_ssd_models(&python, dir.path());
+    let SsdModels { float32, int8 } = make_ssd_models(&python, dir.path());
     let records = dir.path().join("records");
     write_records(&records);
     Some(Fixture {
+        float32,
         int8,
         records,
         python,
@@ -204,6 +209,7 @@ struct Outcome {
     bench: BenchResults,
     bench_text: String,
     detections: Vec<CocoResult>,
+    evaluation: PerImageEvaluation,
 }
 
 fn run_stage(fx: &Fixture, params: Value) -> Result<Outcome, StageError> {
@@ -217,10 +223,14 @@ fn run_stage(fx: &Fixture, params: Value) -> Result<Outcome, StageError> {
         kind: "bench".into(),
         stage: "bench_device_test".into(),
         params: params.as_object().unwrap().clone(),
-        inputs: [("model", &fx.int8), ("records", &fx.records)]
-            .iter()
-            .map(|(n, p)| ((*n).to_owned(), InputArtifact::One(p.to_path_buf())))
-            .collect(),
+        inputs: [
+            ("model", &fx.int8),
+            ("records", &fx.records),
+            ("float_model", &fx.float32),
+        ]
+        .iter()
+        .map(|(n, p)| ((*n).to_owned(), InputArtifact::One(p.to_path_buf())))
+        .collect(),
         output_dir: output_dir.clone(),
         result_path: dir.path().join("result.json"),
         scratch_dir,
@@ -239,6 +249,10 @@ fn run_stage(fx: &Fixture, params: Value) -> Result<Outcome, StageError> {
         bench_text,
         detections: serde_json::from_slice(
             &std::fs::read(output_dir.join("detections.json")).unwrap(),
+        )
+        .unwrap(),
+        evaluation: serde_json::from_slice(
+            &std::fs::read(output_dir.join(artifact_schemas::EVALUATION_FILE)).unwrap(),
         )
         .unwrap(),
     })
@@ -339,6 +353,49 @@ fn device_bench_over_ssh_matches_the_local_bench_and_checks_host_keys() {
         "{ra:?} vs {la:?}"
     );
     assert!(ra.map_50 > 0.5, "{ra:?}");
+
+    // The float parent runs here, the int8 model on the board: the same
+    // comparison as the local bench's, image by image.
+    let (rq, lq) = (
+        bench.quantization_error.as_ref().unwrap(),
+        local.bench.quantization_error.as_ref().unwrap(),
+    );
+    assert_eq!(
+        (rq.images, rq.float_detections, rq.quantized_detections),
+        (lq.images, lq.float_detections, lq.quantized_detections)
+    );
+    assert_eq!(
+        (rq.matched, rq.lost, rq.gained),
+        (lq.matched, lq.lost, lq.gained)
+    );
+    assert_eq!(rq.images, 6);
+    assert!(rq.matched > 0, "{rq:?}");
+    let (r_iou, l_iou) = (rq.mean_matched_iou.unwrap(), lq.mean_matched_iou.unwrap());
+    assert!((r_iou - l_iou).abs() < 1e-4, "{rq:?} vs {lq:?}");
+    assert!(r_iou > 0.5, "{rq:?}");
+    assert_eq!(remote.evaluation.images.len(), 6);
+    for (r, l) in remote
+        .evaluation
+        .images
+        .iter()
+        .zip(&local.evaluation.images)
+    {
+        assert_eq!(
+            (r.image_id, r.detections.len(), r.ground_truth.len()),
+            (l.image_id, l.detections.len(), l.ground_truth.len())
+        );
+        let (rm, lm) = (r.reference_match.unwrap(), l.reference_match.unwrap());
+        assert_eq!(rm.matched, lm.matched, "image {}", r.image_id);
+    }
+    // Peak memory is the board process's: the interpreter with the model
+    // loaded, numpy and Python, so tens of MB at least.
+    let peak = bench.peak_rss_bytes.unwrap();
+    assert!(peak > 20 << 20, "{peak}");
+    assert!(
+        !bench.warnings.iter().any(|w| w.contains("not measured")),
+        "{:?}",
+        bench.warnings
+    );
 
     // Nothing about the credentials is in the report; the board is clean.
     let key_dir = server.dir.path().to_string_lossy().into_owned();

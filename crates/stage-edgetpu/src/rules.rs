@@ -2,7 +2,9 @@
 //!
 //! The supported-op table follows Coral's "Supported operations" table on
 //! https://coral.ai/docs/edgetpu/models-intro/#supported-operations (also
-//! copied, without the runtime column, at
+//! copied with its current limitations, runtime 13+ wording, at
+//! https://developer.axis.com/computer-vision/on-device/system-on-chip/artpec-7/supported-ops/
+//! and in its early, runtime 12 and older wording at
 //! https://github.com/dgist-datalab/Datalab_Intern/blob/master/Edge_TPU/convert_model_for_Edge_TPU.md),
 //! with the runtime each op arrived in from Coral's release notes
 //! (google-coral/edgetpu `RELEASE_NOTES.md`: runtime 13 added ExpandDims,

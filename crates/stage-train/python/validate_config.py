@@ -21,9 +21,11 @@ def validate(path):
     except text_format.ParseError as err:
         line, column = err.GetLine(), err.GetColumn()
         message = str(err)
-        # ParseError's text starts with "line:column : "; keep the reason only.
+        # ParseError's text starts with "line:column : "; keep the reason only
+        # (no str.removeprefix: the TF1 image's Python is 3.6).
         prefix = f"{line}:{column} : "
-        message = message.removeprefix(prefix)
+        if message.startswith(prefix):  # noqa: FURB188 (Python 3.6)
+            message = message[len(prefix) :]
         return {"ok": False, "line": line, "column": column, "message": message}
     model = config.model.WhichOneof("model")
     result = {"ok": True, "meta_architecture": model}

@@ -4,9 +4,9 @@
 //! directory on the board; the program times the model there with the
 //! board's TFLite interpreter — through the Edge TPU delegate
 //! (`libedgetpu.so.1`) or on its CPU — and returns the raw latency samples
-//! and the model's outputs. The host computes the statistics, detections
-//! and COCO accuracy with the same code as the local bench, and labels the
-//! row with the device. The board directory is removed afterwards.
+//! and the model's outputs. The host computes the statistics, detections,
+//! COCO accuracy and quantization error with the same code as the local
+//! bench, and labels the row with the device. The board directory is removed afterwards.
 //!
 //! Nothing secret is handled: authentication is the user's SSH key (a path
 //! at most), host keys are checked strictly, and `bench.json` names the
@@ -100,6 +100,8 @@ pub struct DeviceRun {
     pub latency: LatencyStats,
     /// Per accuracy input: the outputs in `io.outputs` order, dequantized.
     pub outputs: Vec<Vec<Vec<f32>>>,
+    /// Peak resident memory of the board's benchmark process.
+    pub peak_rss_bytes: Option<u64>,
 }
 
 /// The board program's result file.
@@ -112,6 +114,8 @@ struct BoardResult {
     warmup_ms: Vec<f64>,
     samples_ms: Vec<f64>,
     outputs: Vec<std::collections::BTreeMap<String, Vec<f32>>>,
+    #[serde(default)]
+    peak_rss_bytes: Option<u64>,
 }
 
 /// Why the device bench failed.
@@ -443,6 +447,7 @@ pub fn parse_result(
             result.samples_ms,
         ),
         outputs,
+        peak_rss_bytes: result.peak_rss_bytes,
     })
 }
 

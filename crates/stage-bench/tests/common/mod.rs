@@ -67,7 +67,6 @@ pub fn write_square_records(
 /// The tiny SSD detector, float32 and int8, both ending in
 /// `TFLite_Detection_PostProcess`.
 pub struct SsdModels {
-    #[allow(dead_code, reason = "the device test runs only the int8 model")]
     pub float32: PathBuf,
     pub int8: PathBuf,
 }
