@@ -1,7 +1,8 @@
 //! Where a file lives decides which stages re-run when it is edited: the
 //! `edgepipe_stage` package feeds the source hash of exactly the stages that
 //! list `stage-python` as a normal dependency, and the dev-only scripts and
-//! benchmarks under `tests/` and `benches/` feed none. Checked on a copy of
+//! benchmarks under `tests/` and `benches/` feed none; a crate updated in
+//! `Cargo.lock` feeds exactly the stages that link it. Checked on a copy of
 //! the workspace's sources with the orchestrator's own catalog.
 #![allow(clippy::unwrap_used)]
 
@@ -109,4 +110,51 @@ fn editing_the_package_re_runs_exactly_the_stages_that_import_it() {
         changed(&after_dev_edits, &after_script_edit),
         BTreeSet::from(["bench".to_owned()])
     );
+}
+
+/// Gives the locked package `name` another checksum in `Cargo.lock`, as
+/// `cargo update -p name` to a new release would.
+fn relock(root: &Path, name: &str) {
+    let path = root.join("Cargo.lock");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let start = text
+        .find(&format!("[[package]]\nname = \"{name}\"\n"))
+        .unwrap_or_else(|| panic!("{name} is not in Cargo.lock"));
+    let checksum = start + text[start..].find("checksum = \"").unwrap() + "checksum = \"".len();
+    let mut edited = text.clone();
+    edited.replace_range(checksum..checksum + 8, "00000000");
+    assert_ne!(edited, text);
+    std::fs::write(&path, edited).unwrap();
+}
+
+#[test]
+fn a_locked_crate_update_re_runs_exactly_the_stages_that_link_it() {
+    let copy = tempfile::tempdir().unwrap();
+    copy_sources(&workspace_root(), copy.path());
+    let root = copy.path();
+    let original = source_hashes(root);
+
+    // The S3 client is the orchestrator's, not any stage's.
+    relock(root, "object_store");
+    let after_orchestrator_dep = source_hashes(root);
+    assert_eq!(changed(&original, &after_orchestrator_dep), BTreeSet::new());
+
+    // LiteRT's bindings: the stages that link LiteRT.
+    let catalog = Catalog::discover(&Workspace::new(root)).unwrap();
+    let linking: BTreeSet<String> = catalog
+        .stages
+        .values()
+        .filter(|s| s.provision.iter().any(|p| p == "litert"))
+        .map(|s| s.kind.clone())
+        .collect();
+    assert!(linking.contains("bench"), "{linking:?}");
+    relock(root, "litert-sys");
+    let after_litert = source_hashes(root);
+    assert_eq!(changed(&after_orchestrator_dep, &after_litert), linking);
+
+    // A crate every stage reaches through stage-api's JSON.
+    relock(root, "serde_json");
+    let after_serde_json = source_hashes(root);
+    let all: BTreeSet<String> = original.keys().cloned().collect();
+    assert_eq!(changed(&after_litert, &after_serde_json), all);
 }

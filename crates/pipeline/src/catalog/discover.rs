@@ -1,10 +1,11 @@
 //! Finding the stage crates of the workspace with `cargo metadata`: each
 //! stage's kind, binary, source directories (its crate and the workspace
-//! crates it depends on, transitively) and the tools its build needs.
+//! crates it depends on, transitively), their third-party dependencies and
+//! the tools its build needs.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
-use std::sync::Mutex;
+use std::sync::{Mutex, OnceLock};
 
 use super::{Catalog, CatalogError, StageCrate, cargo};
 use crate::workspace::Workspace;
@@ -63,7 +64,10 @@ impl Catalog {
                 })
                 .unwrap_or_default();
             // Transitive workspace path dependencies (normal and build, not dev).
+            // Transitive workspace path dependencies (normal and build, not
+            // dev), and each one's third-party dependencies.
             let mut dirs: BTreeMap<String, PathBuf> = BTreeMap::new();
+            let mut third_party: BTreeMap<String, Vec<String>> = BTreeMap::new();
             let mut todo: Vec<&cargo_metadata::Package> = vec![package];
             while let Some(current) = todo.pop() {
                 if dirs
@@ -72,6 +76,7 @@ impl Catalog {
                 {
                     continue;
                 }
+                let mut external = BTreeSet::new();
                 for dependency in &current.dependencies {
                     if dependency.kind == cargo_metadata::DependencyKind::Development {
                         continue;
@@ -79,14 +84,18 @@ impl Catalog {
                     if dependency.name == "litert-sys" || dependency.name == "litert" {
                         provision.insert("litert".to_owned());
                     }
-                    if let Some(found) = dependency
+                    match dependency
                         .path
                         .as_ref()
                         .and_then(|p| by_dir.get(p.as_std_path()))
                     {
-                        todo.push(*found);
+                        Some(found) => todo.push(*found),
+                        None => {
+                            external.insert(dependency.name.clone());
+                        }
                     }
                 }
+                third_party.insert(current.name.to_string(), external.into_iter().collect());
             }
             stages.insert(
                 kind.to_owned(),
@@ -97,6 +106,7 @@ impl Catalog {
                     manifest_dir: dir_of(package),
                     binary,
                     source_dirs: dirs.into_iter().collect(),
+                    third_party: third_party.into_iter().collect(),
                     provision: provision.into_iter().collect(),
                 },
             );
@@ -113,6 +123,7 @@ impl Catalog {
             target_dir: metadata.target_directory.into_std_path_buf(),
             workspace_root: workspace.root.clone(),
             source_hashes: Mutex::new(BTreeMap::new()),
+            locked_deps: OnceLock::new(),
         })
     }
 }

@@ -40,6 +40,8 @@ pub enum CatalogError {
         context: String,
         source: std::io::Error,
     },
+    #[error("{} cannot be read: {detail}; regenerate it with `cargo generate-lockfile`", path.display())]
+    LockFile { path: PathBuf, detail: String },
     #[error("cannot provision `{tool}` for building the stages: {detail}")]
     Provision { tool: String, detail: String },
 }

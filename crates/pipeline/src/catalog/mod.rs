@@ -1,18 +1,20 @@
 //! The stage catalog: stage crates found with `cargo metadata` (a package
 //! with `[package.metadata.edgepipe] stage = "<kind>"`), the hash of each
 //! stage's sources (its crate and, transitively, the workspace crates it
-//! depends on by path), its `describe` output cached by that hash, and
-//! `cargo build` of the binaries a run needs.
+//! depends on by path, plus the third-party crates they link at the
+//! versions `Cargo.lock` pins), its `describe` output cached by that hash,
+//! and `cargo build` of the binaries a run needs.
 //!
 //! One concept per file: `discover.rs` (reading the workspace with
 //! `cargo metadata`), `saved.rs` (the discovered catalog kept between runs),
-//! `source.rs` (source hashes), `describe.rs` (descriptions cached by source
+//! `source.rs` (source hashes), `locked_deps.rs` (the third-party crates a
+//! stage links, from `Cargo.lock`), `describe.rs` (descriptions cached by source
 //! hash), `build.rs` (building stage binaries and provisioning the tools
 //! they need), `error.rs`.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::sync::Mutex;
+use std::sync::{Mutex, OnceLock};
 
 use serde::{Deserialize, Serialize};
 
@@ -20,6 +22,7 @@ mod build;
 mod describe;
 mod discover;
 mod error;
+mod locked_deps;
 mod saved;
 mod source;
 
@@ -40,6 +43,10 @@ pub struct StageCrate {
     /// Directories whose files make up the stage's source hash: the crate's own
     /// and those of the workspace crates it depends on, transitively.
     pub source_dirs: Vec<(String, PathBuf)>,
+    /// Per crate of `source_dirs`, the names of its third-party (not
+    /// workspace) normal and build dependencies: the roots of the locked
+    /// crates in the source hash.
+    pub third_party: Vec<(String, Vec<String>)>,
     /// Tools to provision before the crate can be built (`litert`): from
     /// `[package.metadata.edgepipe] provision = [...]`, and `litert` for any
     /// crate that links the LiteRT library.
@@ -55,6 +62,7 @@ pub struct Catalog {
     pub target_dir: PathBuf,
     pub workspace_root: PathBuf,
     source_hashes: Mutex<BTreeMap<String, String>>,
+    locked_deps: OnceLock<locked_deps::LockedDeps>,
 }
 
 impl Catalog {

@@ -4,7 +4,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Mutex, OnceLock};
 
 use serde::{Deserialize, Serialize};
 
@@ -45,6 +45,7 @@ impl Catalog {
                 target_dir: saved.target_dir,
                 workspace_root: workspace.root.clone(),
                 source_hashes: Mutex::new(BTreeMap::new()),
+                locked_deps: OnceLock::new(),
             });
         }
         let catalog = Self::discover(workspace)?;

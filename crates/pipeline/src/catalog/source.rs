@@ -3,6 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
+use super::locked_deps::LockedDeps;
 use super::{Catalog, CatalogError};
 use crate::digest::{self, DigestError, StateDb};
 
@@ -10,7 +11,8 @@ impl Catalog {
     /// BLAKE3 over the stage's source files and those of its workspace
     /// dependencies (build outputs, hidden files, Python caches and the
     /// crates' `tests/`, `benches/` and `fuzz/` trees excluded: they do not
-    /// change what a stage computes).
+    /// change what a stage computes), and over the third-party crates they
+    /// link at their locked versions ([`LockedDeps`]).
     pub fn source_hash(&self, kind: &str, db: &StateDb) -> Result<String, CatalogError> {
         if let Some(hash) = self
             .source_hashes
@@ -42,11 +44,32 @@ impl Catalog {
                 hasher.update(b"\n");
             }
         }
+        let locked = self.locked_deps()?;
+        hasher.update(b"locked\n");
+        let roots = stage
+            .third_party
+            .iter()
+            .map(|(name, deps)| (name.as_str(), deps.as_slice()));
+        for line in locked.closure(roots) {
+            hasher.update(line.as_bytes());
+            hasher.update(b"\n");
+        }
         let hash = hasher.finalize().to_hex().to_string();
         if let Ok(mut map) = self.source_hashes.lock() {
             map.insert(kind.to_owned(), hash.clone());
         }
         Ok(hash)
+    }
+}
+
+impl Catalog {
+    /// The workspace's `Cargo.lock`, read once per catalog.
+    fn locked_deps(&self) -> Result<&LockedDeps, CatalogError> {
+        if let Some(locked) = self.locked_deps.get() {
+            return Ok(locked);
+        }
+        let locked = LockedDeps::read(&self.workspace_root.join("Cargo.lock"))?;
+        Ok(self.locked_deps.get_or_init(|| locked))
     }
 }
 
