@@ -357,6 +357,30 @@ pub(crate) struct Pass {
     pub(crate) raw_outputs: Vec<Vec<f32>>,
 }
 
+impl Pass {
+    pub(crate) fn new(preprocessing: Preprocessing) -> Pass {
+        Pass {
+            preprocessing,
+            detections: Vec::new(),
+            raw_outputs: Vec::new(),
+        }
+    }
+
+    /// Adds one image's outputs (in [`ModelIo`] order): its detections when
+    /// the model has a post-process op, else the outputs concatenated.
+    pub(crate) fn push(&mut self, io: &ModelIo, outputs: &[Vec<f32>]) {
+        match io.detection_outputs() {
+            Some([b, c, s, k]) => self.detections.push(detections::decode(
+                &outputs[b],
+                &outputs[c],
+                &outputs[s],
+                &outputs[k],
+            )),
+            None => self.raw_outputs.push(outputs.concat()),
+        }
+    }
+}
+
 fn run_pass(
     ctx: &StageContext,
     runner: &mut LiteRtRunner,
@@ -366,12 +390,7 @@ fn run_pass(
     what: &str,
 ) -> Result<Pass, StageError> {
     let (h, w) = io.input_size();
-    let mut pass = Pass {
-        preprocessing: Preprocessing::default(),
-        detections: Vec::new(),
-        raw_outputs: Vec::new(),
-    };
-    let outputs = io.detection_outputs();
+    let mut pass = Pass::new(Preprocessing::default());
     for (n, image) in images.iter().enumerate() {
         let start = Instant::now();
         let pixels = preprocess::decode_resized(&image.encoded, &image.source_id, w, h)
@@ -380,24 +399,10 @@ fn run_pass(
         pass.preprocessing.total_ms += start.elapsed().as_secs_f64() * 1e3;
         runner.set_input(&input).map_err(other)?;
         runner.invoke().map_err(other)?;
-        match outputs {
-            Some([b, c, s, k]) => {
-                let read = |i| runner.output_f32(i).map_err(other);
-                pass.detections.push(detections::decode(
-                    &read(b)?,
-                    &read(c)?,
-                    &read(s)?,
-                    &read(k)?,
-                ));
-            }
-            None => {
-                let mut all = Vec::new();
-                for i in 0..runner.output_count() {
-                    all.extend(runner.output_f32(i).map_err(other)?);
-                }
-                pass.raw_outputs.push(all);
-            }
-        }
+        let outputs = (0..runner.output_count())
+            .map(|i| runner.output_f32(i).map_err(other))
+            .collect::<Result<Vec<_>, _>>()?;
+        pass.push(io, &outputs);
         if (n + 1) % 25 == 0 || n + 1 == images.len() {
             ctx.progress(
                 (n + 1) as u64,

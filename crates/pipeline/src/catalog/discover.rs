@@ -5,7 +5,6 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
-use std::sync::{Mutex, OnceLock};
 
 use super::{Catalog, CatalogError, StageCrate, cargo};
 use crate::workspace::Workspace;
@@ -63,7 +62,6 @@ impl Catalog {
                         .collect()
                 })
                 .unwrap_or_default();
-            // Transitive workspace path dependencies (normal and build, not dev).
             // Transitive workspace path dependencies (normal and build, not
             // dev), and each one's third-party dependencies.
             let mut dirs: BTreeMap<String, PathBuf> = BTreeMap::new();
@@ -117,14 +115,12 @@ impl Catalog {
             .filter(|p| metadata.workspace_members.contains(&p.id))
             .map(|p| (p.manifest_path.clone().into_std_path_buf(), dir_of(p)))
             .collect();
-        Ok(Catalog {
+        Ok(Catalog::new(
             stages,
             manifests,
-            target_dir: metadata.target_directory.into_std_path_buf(),
-            workspace_root: workspace.root.clone(),
-            source_hashes: Mutex::new(BTreeMap::new()),
-            locked_deps: OnceLock::new(),
-        })
+            metadata.target_directory.into_std_path_buf(),
+            workspace.root.clone(),
+        ))
     }
 }
 

@@ -66,6 +66,23 @@ pub struct Catalog {
 }
 
 impl Catalog {
+    /// A catalog of `stages` with nothing memoised yet.
+    fn new(
+        stages: BTreeMap<String, StageCrate>,
+        manifests: Vec<(PathBuf, PathBuf)>,
+        target_dir: PathBuf,
+        workspace_root: PathBuf,
+    ) -> Catalog {
+        Catalog {
+            stages,
+            manifests,
+            target_dir,
+            workspace_root,
+            source_hashes: Mutex::new(BTreeMap::new()),
+            locked_deps: OnceLock::new(),
+        }
+    }
+
     pub fn get(&self, kind: &str) -> Option<&StageCrate> {
         self.stages.get(kind)
     }

@@ -4,7 +4,6 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, OnceLock};
 
 use serde::{Deserialize, Serialize};
 
@@ -39,14 +38,12 @@ impl Catalog {
                         .filter(|p| !p.to_string_lossy().starts_with("env:")),
                 )
         {
-            return Ok(Catalog {
-                stages: saved.stages,
-                manifests: Vec::new(),
-                target_dir: saved.target_dir,
-                workspace_root: workspace.root.clone(),
-                source_hashes: Mutex::new(BTreeMap::new()),
-                locked_deps: OnceLock::new(),
-            });
+            return Ok(Catalog::new(
+                saved.stages,
+                Vec::new(),
+                saved.target_dir,
+                workspace.root.clone(),
+            ));
         }
         let catalog = Self::discover(workspace)?;
         let mut watched: BTreeSet<PathBuf> = BTreeSet::new();

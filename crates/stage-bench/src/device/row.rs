@@ -9,7 +9,6 @@ use std::time::Instant;
 use stage_api::{StageContext, StageError};
 
 use super::{DeviceJob, DeviceParams, DeviceRuntime, run_on_device};
-use crate::detections;
 use crate::model_io::ModelIo;
 use crate::stage::{BenchParams, Pass, preprocess_inputs};
 use crate::val_split::LabeledImage;
@@ -81,25 +80,13 @@ impl DeviceRow<'_> {
         }
         results.device = Some(run.info);
 
-        let mut pass = Pass {
-            preprocessing: Preprocessing {
-                images: prepared.len(),
-                mean_ms: total_ms / prepared.len().max(1) as f64,
-                total_ms,
-            },
-            detections: Vec::new(),
-            raw_outputs: Vec::new(),
-        };
+        let mut pass = Pass::new(Preprocessing {
+            images: prepared.len(),
+            mean_ms: total_ms / prepared.len().max(1) as f64,
+            total_ms,
+        });
         for outputs in &run.outputs {
-            match io.detection_outputs() {
-                Some([b, c, s, k]) => pass.detections.push(detections::decode(
-                    &outputs[b],
-                    &outputs[c],
-                    &outputs[s],
-                    &outputs[k],
-                )),
-                None => pass.raw_outputs.push(outputs.concat()),
-            }
+            pass.push(io, outputs);
         }
         Ok(pass)
     }
